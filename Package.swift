@@ -1,0 +1,105 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// GStreamer's libraries beyond gstreamer-webrtc-1.0 (which CGStreamer's pkg-config pulls in).
+let gstreamerLibraries: [LinkerSetting] = [
+    .linkedLibrary("gstsdp-1.0"),
+    .linkedLibrary("gstvideo-1.0"),
+    .linkedLibrary("gstrtp-1.0"),
+]
+
+let package = Package(
+    name: "vcall",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "vcall-server", targets: ["vcall-server"]),
+        .executable(name: "vcall-gateway", targets: ["vcall-gateway"]),
+        .executable(name: "vcall-interop-peer", targets: ["vcall-interop-peer"]),
+        .library(name: "GStreamer", targets: ["GStreamer"]),
+        .library(name: "WebRTC", targets: ["WebRTC"]),
+        .library(name: "SignalingProtocol", targets: ["SignalingProtocol"]),
+        .library(name: "SignalingServer", targets: ["SignalingServer"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird-websocket.git", from: "2.8.1"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird-auth.git", from: "2.5.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/vapor/sqlite-nio.git", from: "1.13.2"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+    ],
+    targets: [
+        // C: GStreamer's headers and the small inline functions Swift cannot call directly.
+        .systemLibrary(
+            name: "CGStreamer",
+            pkgConfig: "gstreamer-webrtc-1.0",
+            providers: [.apt(["libgstreamer1.0-dev", "libgstreamer-plugins-base1.0-dev", "libgstreamer-plugins-bad1.0-dev"])]
+        ),
+        .target(
+            name: "GStreamer",
+            dependencies: ["CGStreamer"],
+            linkerSettings: gstreamerLibraries
+        ),
+        .target(
+            name: "WebRTC",
+            dependencies: ["GStreamer", "CGStreamer", .product(name: "Logging", package: "swift-log")],
+            linkerSettings: gstreamerLibraries
+        ),
+        .target(name: "SignalingProtocol"),
+        .target(
+            name: "SignalingServer",
+            dependencies: [
+                "SignalingProtocol",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
+                .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "SQLiteNIO", package: "sqlite-nio"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            resources: [.copy("Public")]
+        ),
+        .executableTarget(
+            name: "vcall-server",
+            dependencies: [
+                "SignalingServer",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .executableTarget(
+            name: "vcall-gateway",
+            dependencies: [
+                "WebRTC", "GStreamer",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // A WebRTCPeer driven by JSON lines on stdin/stdout: the interop tests' bridge to Chromium and aiortc.
+        .executableTarget(
+            name: "vcall-interop-peer",
+            dependencies: [
+                "WebRTC", "GStreamer",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .testTarget(name: "GStreamerTests", dependencies: ["GStreamer"]),
+        .testTarget(name: "WebRTCTests", dependencies: ["WebRTC", "GStreamer"]),
+        .testTarget(name: "SignalingProtocolTests", dependencies: ["SignalingProtocol"]),
+        .testTarget(
+            name: "SignalingServerTests",
+            dependencies: [
+                "SignalingServer", "SignalingProtocol",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "HummingbirdWSTesting", package: "hummingbird-websocket"),
+            ]
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

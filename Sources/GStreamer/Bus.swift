@@ -1,0 +1,149 @@
+import CGStreamer
+import Synchronization
+
+/// A message a pipeline posted on its bus.
+public enum BusMessage: Sendable {
+    case error(source: String, message: String, debug: String?)
+    case warning(source: String, message: String, debug: String?)
+    case endOfStream(source: String)
+    case stateChanged(source: String, old: State, new: State, pending: State)
+    /// A message an element posted with a structure (for example `GstForceKeyUnit` or level readings).
+    case element(source: String, structure: Structure)
+    /// A message the application posted (see `Bus.post`).
+    case application(source: String, structure: Structure)
+    /// Any other message: its type name.
+    case other(type: String, source: String)
+
+    init(_ message: UnsafeMutablePointer<GstMessage>) {
+        let source = vcall_message_source(message)
+            .flatMap { takeString(gst_object_get_name($0)) } ?? "?"
+        switch vcall_message_type(message) {
+        case GST_MESSAGE_ERROR, GST_MESSAGE_WARNING:
+            var error: UnsafeMutablePointer<GError>?
+            var debug: UnsafeMutablePointer<gchar>?
+            let isError = vcall_message_type(message) == GST_MESSAGE_ERROR
+            if isError { gst_message_parse_error(message, &error, &debug) } else { gst_message_parse_warning(message, &error, &debug) }
+            let text = takeErrorMessage(error) ?? "unknown"
+            let details = takeString(debug)
+            self = isError ? .error(source: source, message: text, debug: details) : .warning(source: source, message: text, debug: details)
+        case GST_MESSAGE_EOS:
+            self = .endOfStream(source: source)
+        case GST_MESSAGE_STATE_CHANGED:
+            var old = GST_STATE_VOID_PENDING, new = GST_STATE_VOID_PENDING, pending = GST_STATE_VOID_PENDING
+            gst_message_parse_state_changed(message, &old, &new, &pending)
+            self = .stateChanged(source: source, old: State(old), new: State(new), pending: State(pending))
+        case GST_MESSAGE_ELEMENT, GST_MESSAGE_APPLICATION:
+            if let structure = gst_message_get_structure(message) {
+                let copy = Structure(copying: structure)
+                self = vcall_message_type(message) == GST_MESSAGE_ELEMENT
+                    ? .element(source: source, structure: copy) : .application(source: source, structure: copy)
+            } else {
+                self = .other(type: "element", source: source)
+            }
+        default:
+            self = .other(type: String(cString: gst_message_type_get_name(vcall_message_type(message))), source: source)
+        }
+    }
+}
+
+/// A pipeline's bus, read as an async sequence of messages.
+///
+/// Messages are delivered by a sync handler on the thread that posts them, which only hands each
+/// message to the subscribed streams and never blocks; no thread polls the bus.
+/// `@unchecked Sendable`: GstBus is thread-safe and the subscriber list sits behind a Mutex.
+public final class Bus: @unchecked Sendable {
+    package let pointer: UnsafeMutablePointer<GstBus>
+
+    package init(adopting pointer: UnsafeMutablePointer<GstBus>) { self.pointer = pointer }
+
+    deinit { gst_object_unref(pointer) }
+
+    /// Messages posted from now on, until the bus's pipeline is gone or the consumer stops iterating.
+    /// Each call makes a new, independent stream: several tasks may each watch the same bus.
+    public func messages(bufferingNewest limit: Int = 10_000) -> AsyncStream<BusMessage> {
+        let dispatcher = BusDispatcher.attached(to: pointer)
+        let (stream, continuation) = AsyncStream.makeStream(of: BusMessage.self, bufferingPolicy: .bufferingNewest(limit))
+        dispatcher.subscribe(continuation)
+        return stream
+    }
+
+    /// Posts an application message (for example from a streaming callback, to be handled in Swift).
+    public func post(application structure: Structure, from element: Element) {
+        let message = gst_message_new_application(element.pointer.assumingMemoryBound(to: GstObject.self),
+                                                  gst_structure_copy(structure.pointer))
+        gst_bus_post(pointer, message)
+    }
+}
+
+/// The Swift side of a bus's sync handler: fans messages out to subscribers and remembers the last error
+/// (so a failed state change can report GStreamer's own reason). One per GstBus, kept in its qdata.
+final class BusDispatcher: Sendable {
+    private struct Subscribers {
+        var nextID = 0
+        var continuations: [Int: AsyncStream<BusMessage>.Continuation] = [:]
+        var lastError: String?
+        var errorCount = 0
+    }
+    private let state = Mutex(Subscribers())
+    private static let attachLock = Mutex(())
+    private static let quark = g_quark_from_static_string("vcall-bus-dispatcher")
+
+    /// The dispatcher of `bus`, installing the sync handler the first time.
+    static func attached(to bus: UnsafeMutablePointer<GstBus>) -> BusDispatcher {
+        attachLock.withLock { _ in
+            if let existing = g_object_get_qdata(UnsafeMutableRawPointer(bus).assumingMemoryBound(to: GObject.self), quark) {
+                return Unmanaged<BusDispatcher>.fromOpaque(existing).takeUnretainedValue()
+            }
+            let dispatcher = BusDispatcher()
+            let opaque = Unmanaged.passRetained(dispatcher).toOpaque()
+            // The handler's destroy-notify owns the retain; the qdata only points at it.
+            g_object_set_qdata(UnsafeMutableRawPointer(bus).assumingMemoryBound(to: GObject.self), quark, opaque)
+            gst_bus_set_sync_handler(bus, busSyncHandler, opaque, releaseDispatcher)
+            return dispatcher
+        }
+    }
+
+    func subscribe(_ continuation: AsyncStream<BusMessage>.Continuation) {
+        let id = state.withLock { state in
+            defer { state.nextID += 1 }
+            state.continuations[state.nextID] = continuation
+            return state.nextID
+        }
+        continuation.onTermination = { [weak self] _ in
+            _ = self?.state.withLock { $0.continuations.removeValue(forKey: id) }
+        }
+    }
+
+    var lastError: String? { state.withLock { $0.lastError } }
+    var errorCount: Int { state.withLock { $0.errorCount } }
+
+    func dispatch(_ message: UnsafeMutablePointer<GstMessage>) {
+        let isError = vcall_message_type(message) == GST_MESSAGE_ERROR
+        let continuations = state.withLock { Array($0.continuations.values) }
+        guard isError || !continuations.isEmpty else { return }
+        let converted = BusMessage(message)
+        if isError, case .error(let source, let text, _) = converted {
+            state.withLock {
+                $0.lastError = "\(text) (from \(source))"
+                $0.errorCount += 1
+            }
+        }
+        for continuation in continuations { continuation.yield(converted) }
+    }
+
+    deinit {
+        for continuation in state.withLock({ Array($0.continuations.values) }) { continuation.finish() }
+    }
+}
+
+private let busSyncHandler: GstBusSyncHandler = { _, message, data in
+    guard let message, let data else { return GST_BUS_DROP }
+    Unmanaged<BusDispatcher>.fromOpaque(data).takeUnretainedValue().dispatch(message)
+    // Dropped: nobody pops this bus, so passing messages on would only queue them forever.
+    return GST_BUS_DROP
+}
+
+private let releaseDispatcher: GDestroyNotify = { data in
+    guard let data else { return }
+    Unmanaged<BusDispatcher>.fromOpaque(data).release()
+}

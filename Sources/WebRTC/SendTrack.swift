@@ -1,0 +1,81 @@
+import GStreamer
+
+/// One encoded stream sent to one peer: `tee ! queue ! payloader ! capsfilter ! webrtcbin`.
+struct SendTrack: Sendable {
+    let codec: Codec
+    let tee: Element
+    private var teePad: Pad?
+    private var elements: [Element] = []
+    private var webrtcPad: Pad?
+    private var webrtc: Element?
+
+    init(codec: Codec, tee: Element) {
+        self.codec = codec
+        self.tee = tee
+    }
+
+    var isLinked: Bool { teePad != nil }
+
+    /// Builds the branch and links it, downstream first, so data only flows once everything is ready.
+    mutating func link(into pipeline: Pipeline, webrtc: Element, payloadType: Int, namePrefix: String,
+                       counters: TrafficCounters) throws {
+        let queue = try Element(factory: "queue", name: "\(namePrefix)-\(codec.encodingName.lowercased())-queue")
+        // A slow peer drops its own oldest data instead of stalling the tee that feeds every peer.
+        try queue.set("leaky", "downstream")
+        try queue.set("max-size-buffers", 0)
+        try queue.set("max-size-bytes", 0)
+        try queue.set("max-size-time", 500_000_000)
+        let payloader = try Element(factory: codec.payloader, name: "\(namePrefix)-\(codec.payloader)")
+        try payloader.set("pt", payloadType)
+        try payloader.set("mtu", 1200)
+        if codec == .vp8 || codec == .vp9 { try payloader.set("picture-id-mode", "15-bit") }
+        let filter = try Element(factory: "capsfilter", name: "\(namePrefix)-\(codec.encodingName.lowercased())-caps")
+        try filter.set("caps", value: .caps(try Caps(codec.rtpCaps(payloadType: payloadType))))
+        try pipeline.add(queue, payloader, filter)
+        elements = [queue, payloader, filter]
+        try queue.link(payloader)
+        try payloader.link(filter)
+        let sink = try webrtc.requestPad("sink_%u")
+        guard let filterSource = filter.staticPad("src"), let queueSink = queue.staticPad("sink"),
+              let payloaderSink = payloader.staticPad("sink") else { throw GStreamerError.link("missing pads in send branch") }
+        try filterSource.link(sink)
+        webrtcPad = sink
+        self.webrtc = webrtc
+        let sent = counters.sentCounter(for: codec.kind)
+        payloaderSink.addProbe(.buffer) { _ in
+            sent.add(1)
+            return .ok
+        }
+        for element in elements.reversed() { try element.syncStateWithParent() }
+        let source = try tee.requestPad("src_%u")
+        try source.link(queueSink)
+        teePad = source
+        if codec.kind == .video {
+            // Start the new peer on a keyframe rather than waiting for the encoder's next one.
+            _ = queueSink.pushEvent(.upstreamForceKeyUnit(allHeaders: true))
+        }
+    }
+
+    /// Detaches the branch from its tee when the tee pad is idle, then removes its elements.
+    mutating func unlink(from pipeline: Pipeline) async {
+        if let teePad, let queueSink = elements.first?.staticPad("sink") {
+            await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
+                let token = teePad.addProbe(.idle) { _ in
+                    try? teePad.unlink(queueSink)
+                    done.resume()
+                    return .remove
+                }
+                _ = token // an idle pad runs the probe at once; either way it resumes exactly once
+            }
+            tee.releaseRequestPad(teePad)
+        }
+        for element in elements {
+            try? element.setState(.null)
+            try? pipeline.remove(element)
+        }
+        if let webrtcPad, let webrtc { webrtc.releaseRequestPad(webrtcPad) }
+        elements.removeAll()
+        teePad = nil
+        webrtcPad = nil
+    }
+}

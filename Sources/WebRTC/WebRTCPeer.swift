@@ -1,0 +1,388 @@
+import CGStreamer
+import GStreamer
+import Logging
+import Synchronization
+
+/// How a `WebRTCPeer` is set up.
+public struct WebRTCConfiguration: Sendable {
+    /// STUN and TURN servers, as in `RTCConfiguration.iceServers`.
+    public var iceServers: [ICEServer]
+    /// The jitter buffer's latency in milliseconds (webrtcbin's `latency`).
+    public var latencyMilliseconds: Int
+    /// A name for logs and element names; unique within a pipeline.
+    public var name: String
+
+    public init(iceServers: [ICEServer] = [], latencyMilliseconds: Int = 200, name: String? = nil) {
+        self.iceServers = iceServers
+        self.latencyMilliseconds = latencyMilliseconds
+        self.name = name ?? "peer\(UInt32.random(in: 0...UInt32.max))"
+    }
+}
+
+/// Errors of the WebRTC layer, saying what happened and what to do.
+public enum WebRTCError: Error, CustomStringConvertible, Sendable {
+    case negotiation(String)
+    case invalidDescription(String)
+    case closed
+
+    public var description: String {
+        switch self {
+        case .negotiation(let message): "negotiation failed: \(message)"
+        case .invalidDescription(let message): "invalid session description: \(message)"
+        case .closed: "the peer connection is closed"
+        }
+    }
+}
+
+/// A WebRTC peer connection on GStreamer's webrtcbin: the W3C `RTCPeerConnection` for Swift.
+///
+/// Media comes in as encoded streams (VP8, Opus) from tees, so one encoder serves many peers.
+///
+/// ```swift
+/// let peer = try WebRTCPeer(pipeline: pipeline)
+/// try await peer.addTrack(.vp8, from: videoTee)
+/// let offer = try await peer.createOffer()
+/// try await peer.setLocalDescription(offer)
+/// // send offer, receive answer and candidates, then:
+/// try await peer.setRemoteDescription(answer)
+/// for await event in peer.events { ... }
+/// ```
+public actor WebRTCPeer {
+    /// Events in the order they happened; finishes when the peer is closed.
+    public nonisolated let events: AsyncStream<WebRTCPeerEvent>
+    public nonisolated let configuration: WebRTCConfiguration
+    /// The pipeline holding this peer's webrtcbin.
+    public nonisolated let pipeline: Pipeline
+    /// The webrtcbin element.
+    public nonisolated let webrtc: Element
+
+    private nonisolated let continuation: AsyncStream<WebRTCPeerEvent>.Continuation
+    private nonisolated let shared: SharedState
+    private let ownsPipeline: Bool
+    private let logger: Logger
+    private var signalConnections: [SignalConnection] = []
+    private var tracks: [SendTrack] = []
+    private var remoteDescriptionApplied = false
+    private var remoteSummary: SDPSummary?
+    private var pendingCandidates: [ICECandidate?] = []
+    private var isClosed = false
+
+    /// Makes a peer inside `pipeline` (or in a pipeline of its own) and starts it.
+    public init(configuration: WebRTCConfiguration = WebRTCConfiguration(), pipeline: Pipeline? = nil,
+                logger: Logger = Logger(label: "vcall.webrtc")) throws {
+        self.configuration = configuration
+        self.ownsPipeline = pipeline == nil
+        self.pipeline = try pipeline ?? Pipeline(name: "\(configuration.name)-pipeline")
+        var logger = logger
+        logger[metadataKey: "peer"] = "\(configuration.name)"
+        self.logger = logger
+        let (events, continuation) = AsyncStream.makeStream(of: WebRTCPeerEvent.self)
+        self.events = events
+        self.continuation = continuation
+        let shared = SharedState()
+        self.shared = shared
+
+        let webrtc = try Element(factory: "webrtcbin", name: "\(configuration.name)-webrtcbin")
+        self.webrtc = webrtc
+        try webrtc.set("bundle-policy", "max-bundle")
+        try webrtc.set("latency", configuration.latencyMilliseconds)
+        for server in configuration.iceServers {
+            for (isTURN, url) in server.webrtcbinURLs {
+                if isTURN {
+                    _ = try webrtc.emit("add-turn-server", .string(url))
+                } else {
+                    try webrtc.set("stun-server", url)
+                }
+            }
+        }
+        try self.pipeline.add(webrtc)
+        signalConnections = try Self.connectSignals(webrtc, shared: shared, continuation: continuation, logger: logger)
+        if ownsPipeline {
+            try self.pipeline.setState(.playing)
+        } else {
+            try webrtc.syncStateWithParent()
+        }
+    }
+
+    // MARK: Signals (GStreamer threads: they only read and hand events on, never block)
+
+    private static func connectSignals(_ webrtc: Element, shared: SharedState,
+                                       continuation: AsyncStream<WebRTCPeerEvent>.Continuation,
+                                       logger: Logger) throws -> [SignalConnection] {
+        weak let weakWebRTC = webrtc
+        var connections: [SignalConnection] = []
+        connections.append(try webrtc.connect("on-negotiation-needed") { _ in
+            continuation.yield(.negotiationNeeded)
+            return nil
+        })
+        connections.append(try webrtc.connect("on-ice-candidate") { arguments in
+            guard arguments.count == 2, let mline = arguments[0].intValue, let candidate = arguments[1].stringValue else { return nil }
+            let mid = shared.localMid(at: mline)
+            continuation.yield(.localCandidate(ICECandidate(candidate: candidate, sdpMid: mid, sdpMLineIndex: mline)))
+            return nil
+        })
+        connections.append(try webrtc.connect("on-new-transceiver") { arguments in
+            // NACK lets the sender retransmit lost packets instead of waiting for the next keyframe.
+            if let transceiver = arguments.first?.objectValue, transceiver.hasProperty("do-nack") {
+                try? transceiver.set("do-nack", true)
+            }
+            return nil
+        })
+        connections.append(try webrtc.connect("pad-added") { arguments in
+            guard let pad = arguments.first?.objectValue as? Pad, pad.direction == .source else { return nil }
+            guard let track = RemoteTrack(pad: pad, counters: shared.counters) else {
+                logger.warning("ignoring remote pad \(pad.name) with unknown caps")
+                return nil
+            }
+            logger.debug("remote track \(track)")
+            continuation.yield(.remoteTrack(track))
+            return nil
+        })
+        let stateProperties: [(String, @Sendable (String) -> WebRTCPeerEvent?)] = [
+            ("connection-state", { nick in PeerConnectionState(rawValue: nick).map { .connectionState($0) } }),
+            ("ice-connection-state", { nick in ICEConnectionState(rawValue: nick).map { .iceConnectionState($0) } }),
+            ("ice-gathering-state", { nick in ICEGatheringState(rawValue: nick).map { .iceGatheringState($0) } }),
+        ]
+        for (property, make) in stateProperties {
+            connections.append(try webrtc.connect("notify::\(property)") { _ in
+                guard let nick = try? weakWebRTC?.get(property).stringValue else { return nil }
+                // notify can repeat a value; each state is reported once per change.
+                guard shared.changeState(property, to: nick), let event = make(nick) else { return nil }
+                logger.debug("\(property) → \(nick)")
+                continuation.yield(event)
+                if property == "ice-gathering-state", nick == "complete" { continuation.yield(.localCandidate(nil)) }
+                return nil
+            })
+        }
+        return connections
+    }
+
+    // MARK: Tracks
+
+    /// Sends an encoded stream (VP8/VP9 video or Opus audio) taken from a `tee`: one branch per peer,
+    /// so the stream is encoded once however many peers receive it.
+    /// The branch is linked when the next offer or answer is made, with the payload type that one needs.
+    public func addTrack(_ codec: Codec, from tee: Element) throws {
+        guard !isClosed else { throw WebRTCError.closed }
+        tracks.append(SendTrack(codec: codec, tee: tee))
+    }
+
+    /// Adds a receive-only transceiver for `codec` (for a peer that only records, for example).
+    public func addReceiveOnly(_ codec: Codec) throws {
+        guard !isClosed else { throw WebRTCError.closed }
+        let caps = try Caps(codec.rtpCaps(payloadType: codec.defaultPayloadType))
+        _ = try webrtc.emit("add-transceiver", .string("recvonly"), .caps(caps))
+    }
+
+    /// Links every track not yet linked, choosing payload types from `offer` when answering.
+    private func linkPendingTracks(matching offer: SDPSummary?) throws {
+        for index in tracks.indices where !tracks[index].isLinked {
+            let codec = tracks[index].codec
+            var payloadType = codec.defaultPayloadType
+            if let offer {
+                guard let offered = offer.firstPayloadType(kind: codec.kind.rawValue, encodingName: codec.encodingName) else {
+                    logger.warning("the remote offer has no \(codec.encodingName); that track is not sent")
+                    continue
+                }
+                payloadType = offered.payloadType
+            }
+            try tracks[index].link(into: pipeline, webrtc: webrtc, payloadType: payloadType,
+                                   namePrefix: "\(configuration.name)-\(index)", counters: shared.counters)
+            logger.debug("sending \(codec.encodingName) with payload type \(payloadType)")
+        }
+    }
+
+    // MARK: Negotiation
+
+    /// Creates an offer (`RTCPeerConnection.createOffer`).
+    public func createOffer(iceRestart: Bool = false) async throws -> SessionDescription {
+        guard !isClosed else { throw WebRTCError.closed }
+        try linkPendingTracks(matching: nil)
+        let options = iceRestart ? try Structure("application/x-gst-webrtc-offer-options, ice-restart=(boolean)true") : nil
+        let reply = try await request("create-offer", .structure(options))
+        return try Self.description(in: reply, field: "offer")
+    }
+
+    /// Creates an answer to the remote offer (`RTCPeerConnection.createAnswer`).
+    public func createAnswer() async throws -> SessionDescription {
+        guard !isClosed else { throw WebRTCError.closed }
+        guard remoteSummary != nil else { throw WebRTCError.negotiation("createAnswer needs the remote offer first: call setRemoteDescription") }
+        let reply = try await request("create-answer", .structure(nil))
+        return try Self.description(in: reply, field: "answer")
+    }
+
+    /// Applies a local description (from `createOffer` or `createAnswer`).
+    public func setLocalDescription(_ description: SessionDescription) async throws {
+        guard !isClosed else { throw WebRTCError.closed }
+        let boxed = try Self.boxed(description)
+        shared.setLocalMids(SDPSummary(description.sdp).mids)
+        _ = try await request("set-local-description", .boxed(boxed))
+        logger.debug("local \(description.type.rawValue) applied")
+    }
+
+    /// Applies the remote peer's description; candidates that arrived before it are applied after it.
+    public func setRemoteDescription(_ description: SessionDescription) async throws {
+        guard !isClosed else { throw WebRTCError.closed }
+        let summary = SDPSummary(description.sdp)
+        guard !summary.media.isEmpty else { throw WebRTCError.invalidDescription("the SDP has no m= lines") }
+        if description.type == .offer {
+            // Payload types must match the offer's, or webrtcbin answers receive-only for that track.
+            try linkPendingTracks(matching: summary)
+        }
+        let boxed = try Self.boxed(description)
+        _ = try await request("set-remote-description", .boxed(boxed))
+        remoteSummary = summary
+        remoteDescriptionApplied = true
+        logger.debug("remote \(description.type.rawValue) applied; \(pendingCandidates.count) queued candidates follow")
+        let queued = pendingCandidates
+        pendingCandidates.removeAll()
+        for candidate in queued { try apply(candidate) }
+    }
+
+    /// Adds a remote ICE candidate; nil means the remote side has no more candidates.
+    /// Before the remote description is set, candidates are queued, never dropped.
+    public func addICECandidate(_ candidate: ICECandidate?) throws {
+        guard !isClosed else { throw WebRTCError.closed }
+        guard remoteDescriptionApplied else {
+            pendingCandidates.append(candidate)
+            return
+        }
+        try apply(candidate)
+    }
+
+    private func apply(_ candidate: ICECandidate?) throws {
+        guard let candidate, !candidate.candidate.isEmpty else {
+            // End of candidates: webrtcbin takes an empty candidate for "no more".
+            for mline in 0..<max(1, remoteSummary?.media.count ?? 1) {
+                try webrtc.emit("add-ice-candidate", .uint(UInt(mline)), .string(nil))
+            }
+            return
+        }
+        var mline = candidate.sdpMLineIndex
+        if mline == nil, let mid = candidate.sdpMid {
+            mline = remoteSummary?.mids.firstIndex(of: mid)
+        }
+        guard let mline, mline >= 0 else {
+            throw WebRTCError.negotiation("candidate names neither a known sdpMid nor an sdpMLineIndex: \(candidate.candidate)")
+        }
+        try webrtc.emit("add-ice-candidate", .uint(UInt(mline)), .string(candidate.candidate))
+    }
+
+    /// The current descriptions' SDP, for diagnostics.
+    public var localDescription: SessionDescription? { Self.currentDescription(of: webrtc, property: "local-description") }
+    public var remoteDescription: SessionDescription? { Self.currentDescription(of: webrtc, property: "remote-description") }
+
+    public var connectionState: PeerConnectionState {
+        (try? webrtc.get("connection-state").stringValue).flatMap { PeerConnectionState(rawValue: $0 ?? "") } ?? .new
+    }
+
+    // MARK: Stats
+
+    /// A snapshot of bytes, packets and frames in both directions, losses and round-trip time.
+    public func stats() async throws -> WebRTCStats {
+        let reply = try await request("get-stats", .object(nil))
+        return WebRTCStats(reply, counters: shared.counters)
+    }
+
+    // MARK: Closing
+
+    /// Stops the connection: unlinks the send branches from their tees without disturbing other peers,
+    /// removes this peer's elements, and finishes `events`.
+    public func close() async {
+        guard !isClosed else { return }
+        isClosed = true
+        for connection in signalConnections { webrtc.disconnect(connection) }
+        signalConnections.removeAll()
+        for var track in tracks { await track.unlink(from: pipeline) }
+        tracks.removeAll()
+        if ownsPipeline {
+            try? pipeline.setState(.null)
+        } else {
+            try? webrtc.setState(.null)
+            try? pipeline.remove(webrtc)
+        }
+        continuation.finish()
+        logger.debug("closed")
+    }
+
+    // MARK: Helpers
+
+    private func request(_ signal: String, _ argument: Value) async throws -> Structure? {
+        let promise = Promise()
+        try webrtc.emit(signal, argument, .promise(promise))
+        do {
+            return try await promise.reply()
+        } catch {
+            throw WebRTCError.negotiation("\(signal): \(error)")
+        }
+    }
+
+    private static func boxed(_ description: SessionDescription) throws -> Boxed {
+        var message: UnsafeMutablePointer<GstSDPMessage>?
+        guard gst_sdp_message_new_from_text(description.sdp, &message) == GST_SDP_OK, let message else {
+            throw WebRTCError.invalidDescription("the SDP could not be parsed")
+        }
+        let type: GstWebRTCSDPType = switch description.type {
+        case .offer: GST_WEBRTC_SDP_TYPE_OFFER
+        case .answer: GST_WEBRTC_SDP_TYPE_ANSWER
+        case .pranswer: GST_WEBRTC_SDP_TYPE_PRANSWER
+        case .rollback: GST_WEBRTC_SDP_TYPE_ROLLBACK
+        }
+        // The description takes ownership of the message.
+        guard let made = gst_webrtc_session_description_new(type, message) else {
+            throw WebRTCError.invalidDescription("webrtcbin refused the description")
+        }
+        return Boxed(adopting: UnsafeMutableRawPointer(made), type: vcall_type_webrtc_session_description())
+    }
+
+    private static func description(in reply: Structure?, field: String) throws -> SessionDescription {
+        guard case .boxed(let boxed)? = reply?[field], let description = sessionDescription(boxed) else {
+            throw WebRTCError.negotiation("webrtcbin's reply has no \(field)")
+        }
+        return description
+    }
+
+    private static func sessionDescription(_ boxed: Boxed) -> SessionDescription? {
+        let description = boxed.pointer.assumingMemoryBound(to: GstWebRTCSessionDescription.self)
+        guard let sdp = gst_sdp_message_as_text(description.pointee.sdp) else { return nil }
+        defer { g_free(sdp) }
+        let kind: SessionDescription.Kind = switch description.pointee.type {
+        case GST_WEBRTC_SDP_TYPE_OFFER: .offer
+        case GST_WEBRTC_SDP_TYPE_PRANSWER: .pranswer
+        case GST_WEBRTC_SDP_TYPE_ROLLBACK: .rollback
+        default: .answer
+        }
+        return SessionDescription(type: kind, sdp: String(cString: sdp))
+    }
+
+    private static func currentDescription(of webrtc: Element, property: String) -> SessionDescription? {
+        guard case .boxed(let boxed)? = try? webrtc.get(property) else { return nil }
+        return sessionDescription(boxed)
+    }
+}
+
+/// State that GStreamer's threads read: the local m-line ids, the last state seen per property,
+/// and the frame counters. `Sendable` through its Mutex.
+final class SharedState: Sendable {
+    private struct Inner {
+        var localMids: [String?] = []
+        var states: [String: String] = [:]
+    }
+    private let inner = Mutex(Inner())
+    let counters = TrafficCounters()
+
+    func setLocalMids(_ mids: [String?]) { inner.withLock { $0.localMids = mids } }
+
+    func localMid(at index: Int) -> String? {
+        inner.withLock { index < $0.localMids.count ? $0.localMids[index] : nil }
+    }
+
+    /// Records a state; false if it is the value already reported.
+    func changeState(_ property: String, to value: String) -> Bool {
+        inner.withLock { inner in
+            guard inner.states[property] != value else { return false }
+            inner.states[property] = value
+            return true
+        }
+    }
+}

@@ -1,0 +1,27 @@
+/// `RTCPeerConnectionState`'s values.
+public enum PeerConnectionState: String, Sendable {
+    case new, connecting, connected, disconnected, failed, closed
+}
+
+/// `RTCIceConnectionState`'s values.
+public enum ICEConnectionState: String, Sendable {
+    case new, checking, connected, completed, failed, disconnected, closed
+}
+
+/// `RTCIceGatheringState`'s values.
+public enum ICEGatheringState: String, Sendable {
+    case new, gathering, complete
+}
+
+/// What a `WebRTCPeer` reports, in order, each once.
+public enum WebRTCPeerEvent: Sendable {
+    /// A local candidate to send to the remote peer; nil once gathering is complete (end of candidates).
+    case localCandidate(ICECandidate?)
+    /// Tracks changed such that a new offer is needed.
+    case negotiationNeeded
+    case connectionState(PeerConnectionState)
+    case iceConnectionState(ICEConnectionState)
+    case iceGatheringState(ICEGatheringState)
+    /// Media from the remote peer: link `track.pad` (or call `track.decode()`).
+    case remoteTrack(RemoteTrack)
+}
