@@ -15,6 +15,7 @@ let package = Package(
         .executable(name: "vcall-server", targets: ["vcall-server"]),
         .executable(name: "vcall-gateway", targets: ["vcall-gateway"]),
         .executable(name: "vcall-interop-peer", targets: ["vcall-interop-peer"]),
+        .executable(name: "vcall-bench", targets: ["vcall-bench"]),
         .library(name: "GStreamer", targets: ["GStreamer"]),
         .library(name: "WebRTC", targets: ["WebRTC"]),
         .library(name: "SignalingProtocol", targets: ["SignalingProtocol"]),
@@ -89,7 +90,16 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        .testTarget(name: "GStreamerTests", dependencies: ["GStreamer"]),
+        // Benchmarks and resource checks that print their figures (and that tests run as a subprocess).
+        .executableTarget(
+            name: "vcall-bench",
+            dependencies: [
+                "WebRTC", "GStreamer",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .testTarget(name: "GStreamerTests", dependencies: ["GStreamer", "vcall-bench"]),
         .testTarget(name: "WebRTCTests", dependencies: ["WebRTC", "GStreamer"]),
         .testTarget(name: "SignalingProtocolTests", dependencies: ["SignalingProtocol"]),
         .testTarget(

@@ -137,9 +137,11 @@ final class BusDispatcher: Sendable {
 }
 
 private let busSyncHandler: GstBusSyncHandler = { _, message, data in
-    guard let message, let data else { return GST_BUS_DROP }
+    guard let message, let data else { return GST_BUS_PASS }
     Unmanaged<BusDispatcher>.fromOpaque(data).takeUnretainedValue().dispatch(message)
     // Dropped: nobody pops this bus, so passing messages on would only queue them forever.
+    // A sync handler that drops a message owns it and must unref it.
+    vcall_message_unref(message)
     return GST_BUS_DROP
 }
 

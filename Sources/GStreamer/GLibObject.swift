@@ -8,10 +8,11 @@ public class GLibObject: @unchecked Sendable, Hashable, CustomStringConvertible 
     /// The wrapped instance; only code of this package may touch it.
     package let pointer: UnsafeMutableRawPointer
 
-    /// Wraps `pointer`, taking one reference of its own (sinking a floating one), so the caller keeps theirs.
+    /// Wraps `pointer`, taking one reference of its own, so the caller keeps theirs. A floating reference
+    /// is left floating: it belongs to whoever made the object (GStreamer's tracers stay floating, for one).
     package init(retaining pointer: UnsafeMutableRawPointer) {
         self.pointer = pointer
-        g_object_ref_sink(pointer)
+        g_object_ref(pointer)
     }
 
     /// Wraps `pointer`, adopting a reference the caller owned (transfer full); a floating one is sunk.

@@ -27,10 +27,13 @@ public final class LoopbackCall: Sendable {
 
     public let sender: WebRTCPeer
     public let receiver: WebRTCPeer
-    /// When `start` began (before the offer was made).
+    /// When `start` began (before the pipelines were built).
     public let started: ContinuousClock.Instant
+    /// When the sender began `createOffer` (the pipelines were running by then).
+    public var offerStarted: ContinuousClock.Instant { progress.withLock { $0.offerStarted ?? started } }
 
     private struct Progress {
+        var offerStarted: ContinuousClock.Instant?
         var connected: ContinuousClock.Instant?
         var failed: String?
         var video: DecodedFrameCounter?
@@ -64,6 +67,7 @@ public final class LoopbackCall: Sendable {
         call.watch(sender, isSender: true, hold: options.candidatesBeforeDescription)
         call.watch(receiver, isSender: false, hold: options.candidatesBeforeDescription)
 
+        call.progress.withLock { $0.offerStarted = .now }
         let offer = try await sender.createOffer()
         try await sender.setLocalDescription(offer)
         if options.candidatesBeforeDescription {

@@ -2,7 +2,7 @@ import Foundation
 import GStreamer
 
 /// A typed snapshot of a peer's traffic, from webrtcbin's `get-stats` plus the peer's own frame counts.
-public struct WebRTCStats: Sendable, CustomStringConvertible {
+public struct WebRTCStats: Sendable, Codable, CustomStringConvertible {
     public var bytesSent = 0
     public var packetsSent = 0
     /// Encoded frames handed to the payloaders.
