@@ -1,3 +1,4 @@
+import Foundation
 import CGStreamer
 import Synchronization
 
@@ -81,7 +82,8 @@ final class BusDispatcher: Sendable {
     private struct Subscribers {
         var nextID = 0
         var continuations: [Int: AsyncStream<BusMessage>.Continuation] = [:]
-        var lastError: String?
+        /// The latest errors (a few), oldest first, and how many there have been in all.
+        var recentErrors: [String] = []
         var errorCount = 0
     }
     private let state = Mutex(Subscribers())
@@ -114,17 +116,28 @@ final class BusDispatcher: Sendable {
         }
     }
 
-    var lastError: String? { state.withLock { $0.lastError } }
     var errorCount: Int { state.withLock { $0.errorCount } }
+
+    /// The first error posted after `count` errors had been seen: the cause, not its echoes.
+    func firstError(after count: Int) -> String? {
+        state.withLock { state in
+            let new = state.errorCount - count
+            guard new > 0 else { return nil }
+            return state.recentErrors[max(0, state.recentErrors.count - new)]
+        }
+    }
 
     func dispatch(_ message: UnsafeMutablePointer<GstMessage>) {
         let isError = vcall_message_type(message) == GST_MESSAGE_ERROR
         let continuations = state.withLock { Array($0.continuations.values) }
         guard isError || !continuations.isEmpty else { return }
         let converted = BusMessage(message)
-        if isError, case .error(let source, let text, _) = converted {
+        if isError, case .error(let source, let text, let debug) = converted {
+            // The debug text's last line usually names the culprit (a file, a device).
+            let detail = debug?.split(separator: "\n").last.map { ": \($0.trimmingCharacters(in: .whitespaces))" } ?? ""
             state.withLock {
-                $0.lastError = "\(text) (from \(source))"
+                $0.recentErrors.append("\(text) (from \(source))\(detail)")
+                if $0.recentErrors.count > 16 { $0.recentErrors.removeFirst() }
                 $0.errorCount += 1
             }
         }

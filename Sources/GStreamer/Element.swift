@@ -43,7 +43,7 @@ public class Element: GLibObject, @unchecked Sendable {
         case GST_STATE_CHANGE_NO_PREROLL: return .noPreroll
         default:
             var message = "the state change failed (run with GST_DEBUG=3 for GStreamer's log)"
-            if let tracker, tracker.errorCount > errorsBefore, let last = tracker.lastError { message = last }
+            if let first = tracker?.firstError(after: errorsBefore) { message = first }
             throw .stateChange(element: name, target: state, message: message)
         }
     }

@@ -1,1 +1,120 @@
-// placeholder: being written
+import ArgumentParser
+import Foundation
+import Logging
+import SignalingProtocol
+import SignalingServer
+
+@main
+struct VCallServerCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "vcall-server",
+        abstract: "Video calls in the browser: signaling over WebSocket, rooms, presence, accounts and the web app.",
+        subcommands: [Serve.self, Token.self],
+        defaultSubcommand: Serve.self
+    )
+}
+
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Run the server (the default).")
+
+    @Option(help: "Address to listen on.") var host = "127.0.0.1"
+    @Option(help: "Port to listen on (0 = any free port; the real one is printed).") var port = 8080
+    @Option(name: .customLong("data-dir"), help: "Folder for vcall.sqlite (accounts, sessions, tokens).") var dataDir = "./vcall-data"
+    @Flag(name: .customLong("require-login"), help: "Every room join and call needs a session or an API token.") var requireLogin = false
+    @Option(name: .customLong("room-capacity"), help: "Largest room (a room's creator may ask for a smaller one).") var roomCapacity = SignalingLimits.defaultRoomCapacity
+    @Option(name: .customLong("max-message-bytes"), help: "Largest accepted message in bytes; larger ones get error too-large.") var maxMessageBytes = SignalingLimits.defaultMaxMessageBytes
+    @Option(name: .customLong("rate-limit"), help: "Messages per second a connection may send.") var rateLimit: Double = 50
+    @Option(name: .customLong("rate-burst"), help: "Messages a connection may send in one burst.") var rateBurst: Double = 200
+    @Option(name: .customLong("stun"), help: "STUN server URL for clients, e.g. stun:stun.example.org:3478 (repeatable).") var stun: [String] = []
+    @Option(name: .customLong("turn"), help: "TURN server for clients: turn:HOST:PORT or USER:PASSWORD@turn:HOST:PORT (repeatable).") var turn: [String] = []
+    @Option(name: .customLong("web-root"), help: "Serve the web app from this folder instead of the bundled files.") var webRoot: String?
+    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.") var logLevel = "info"
+
+    func validate() throws {
+        guard (0...65535).contains(port) else { throw ValidationError("--port must be 0…65535") }
+        guard roomCapacity >= 1 else { throw ValidationError("--room-capacity must be at least 1") }
+        guard maxMessageBytes >= 1024 else { throw ValidationError("--max-message-bytes must be at least 1024") }
+        guard rateLimit > 0, rateBurst >= 1 else { throw ValidationError("--rate-limit must be > 0 and --rate-burst at least 1") }
+        guard Logger.Level(rawValue: logLevel) != nil else {
+            throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical")
+        }
+        for url in stun where !url.hasPrefix("stun:") && !url.hasPrefix("stuns:") {
+            throw ValidationError("--stun \(url): a STUN URL starts with stun: (e.g. stun:stun.l.google.com:19302)")
+        }
+        for value in turn where parseTurn(value) == nil {
+            throw ValidationError("--turn \(value): use turn:HOST:PORT or USER:PASSWORD@turn:HOST:PORT")
+        }
+    }
+
+    /// `USER:PASSWORD@turn:HOST:PORT` or `turn:HOST:PORT` (also turns:).
+    func parseTurn(_ value: String) -> IceServer? {
+        if value.hasPrefix("turn:") || value.hasPrefix("turns:") { return IceServer(urls: [value]) }
+        guard let at = value.range(of: "@", options: .backwards) else { return nil }
+        let url = String(value[at.upperBound...])
+        let credentials = value[..<at.lowerBound]
+        guard url.hasPrefix("turn:") || url.hasPrefix("turns:"), let colon = credentials.firstIndex(of: ":") else { return nil }
+        return IceServer(
+            urls: [url],
+            username: String(credentials[..<colon]),
+            credential: String(credentials[credentials.index(after: colon)...])
+        )
+    }
+
+    func run() async throws {
+        let level = Logger.Level(rawValue: logLevel) ?? .info
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        var configuration = VCallServerConfiguration()
+        configuration.host = host
+        configuration.port = port
+        configuration.dataDirectory = dataDir
+        configuration.requireLogin = requireLogin
+        configuration.roomCapacity = roomCapacity
+        configuration.maxMessageBytes = maxMessageBytes
+        configuration.rateLimitPerSecond = rateLimit
+        configuration.rateLimitBurst = rateBurst
+        configuration.webRoot = webRoot
+        configuration.iceServers = (stun.isEmpty ? [] : [IceServer(urls: stun)]) + turn.compactMap(parseTurn)
+
+        let host = self.host
+        try await runServer(configuration: configuration, logger: Logger(label: "vcall-server")) { port in
+            let shown = host.contains(":") ? "[\(host)]" : host
+            FileHandle.standardOutput.write(Data("vcall-server listening on http://\(shown):\(port)\n".utf8))
+        }
+    }
+}
+
+struct Token: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Manage API tokens for programs such as vcall-gateway.",
+        subcommands: [Create.self]
+    )
+
+    struct Create: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Create an API token and print it (it is shown only once).")
+
+        @Argument(help: "A name for the program that will use the token; it is its display name in rooms.") var name: String
+        @Option(name: .customLong("data-dir"), help: "Folder for vcall.sqlite.") var dataDir = "./vcall-data"
+        @Option(name: .customLong("expires-in-days"), help: "Days until the token expires (default: never).") var expiresInDays: Int?
+
+        func run() async throws {
+            var logger = Logger(label: "vcall-server")
+            logger.logLevel = .warning
+            let store = try await AccountStore.open(dataDirectory: dataDir, logger: logger)
+            do {
+                let token = try await store.createToken(
+                    name: name, username: nil,
+                    lifetime: expiresInDays.map { .seconds($0 * 24 * 3600) }
+                )
+                await store.close()
+                print(token)
+            } catch {
+                await store.close()
+                throw ValidationError("cannot create the token: \(error)")
+            }
+        }
+    }
+}

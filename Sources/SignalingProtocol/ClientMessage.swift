@@ -1,0 +1,269 @@
+import Foundation
+
+/// A message a client sends to the server.
+///
+/// Parse a text frame with ``ClientMessage/parse(_:)``, which reports every problem as a
+/// ``SignalingError`` carrying the protocol's error code:
+///
+/// ```swift
+/// let message = try ClientMessage.parse(Array(#"{"type":"join-room","roomId":"standup"}"#.utf8))
+/// // .joinRoom(roomId: "standup", name: nil, capacity: nil)
+/// ```
+///
+/// A `from` field sent by a client is ignored: the server stamps the true sender itself.
+public enum ClientMessage: Sendable, Equatable {
+    /// `join-room {roomId, name?, capacity?}`; `capacity` only counts when the room is created.
+    case joinRoom(roomId: String, name: String?, capacity: Int?)
+    /// `leave-room {}`
+    case leaveRoom
+    /// `offer {to?, offer: {type, sdp}}`
+    case offer(to: String?, offer: SessionDescription)
+    /// `answer {to?, answer: {type, sdp}}`
+    case answer(to: String?, answer: SessionDescription)
+    /// `ice-candidate {to?, candidate: {candidate, sdpMid, sdpMLineIndex} | null}`; `nil` = end of candidates.
+    case iceCandidate(to: String?, candidate: IceCandidate?)
+    /// `call {to, roomId}`: ring an online user; `roomId` is the fresh room both will join.
+    case call(to: String, roomId: String)
+    /// `call-accept {to}`
+    case callAccept(to: String)
+    /// `call-reject {to}`
+    case callReject(to: String)
+    /// `hangup {to?}`
+    case hangup(to: String?)
+    /// `media-state {audio, video, screen}`
+    case mediaState(MediaState)
+
+    /// Every client message type, as it appears in `type`.
+    public static let types: [String] = [
+        "join-room", "leave-room", "offer", "answer", "ice-candidate",
+        "call", "call-accept", "call-reject", "hangup", "media-state",
+    ]
+
+    /// The message's `type`.
+    public var type: String {
+        switch self {
+        case .joinRoom: "join-room"
+        case .leaveRoom: "leave-room"
+        case .offer: "offer"
+        case .answer: "answer"
+        case .iceCandidate: "ice-candidate"
+        case .call: "call"
+        case .callAccept: "call-accept"
+        case .callReject: "call-reject"
+        case .hangup: "hangup"
+        case .mediaState: "media-state"
+        }
+    }
+
+    /// Parses and validates one frame.
+    ///
+    /// - Throws: ``SignalingError`` with `bad-json`, `unknown-type` or `invalid-message`.
+    public static func parse(_ bytes: some Collection<UInt8>) throws(SignalingError) -> ClientMessage {
+        let data = Data(bytes)
+        let object: Any
+        do {
+            object = try JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed])
+        } catch {
+            throw SignalingError(.badJSON, "the frame is not valid JSON: send one JSON object per text frame")
+        }
+        guard let dictionary = object as? [String: Any] else {
+            throw SignalingError(.invalidMessage, "a message must be a JSON object with a \"type\" field")
+        }
+        guard let type = dictionary["type"] as? String else {
+            throw SignalingError(.invalidMessage, "the message has no string \"type\" field: add one, e.g. \"join-room\"")
+        }
+        guard types.contains(type) else {
+            throw SignalingError(
+                .unknownType,
+                "unknown message type \"\(type.prefix(64))\": use one of \(types.joined(separator: ", "))"
+            )
+        }
+        let message: ClientMessage
+        do {
+            message = try JSONDecoder().decode(ClientMessage.self, from: data)
+        } catch let error as DecodingError {
+            throw SignalingError(.invalidMessage, "\(type): \(describe(error))")
+        } catch let error as SignalingError {
+            throw error
+        } catch {
+            throw SignalingError(.invalidMessage, "\(type): \(error)")
+        }
+        try message.validate()
+        return message
+    }
+
+    /// Checks values beyond their JSON types: room ids, names, SDP types, peer ids.
+    public func validate() throws(SignalingError) {
+        func checkRoom(_ roomId: String) throws(SignalingError) {
+            guard SignalingLimits.isValidRoomID(roomId) else {
+                throw SignalingError(
+                    .invalidMessage,
+                    "\(type): roomId must be 1–\(SignalingLimits.maxRoomIDLength) characters of A-Z, a-z, 0-9, _ and -"
+                )
+            }
+        }
+        func checkPeer(_ to: String?) throws(SignalingError) {
+            guard let to else { return }
+            guard !to.isEmpty, to.utf8.count <= SignalingLimits.maxPeerIDLength else {
+                throw SignalingError(.invalidMessage, "\(type): \"to\" must be a peer id from room-joined, user-joined or online-users")
+            }
+        }
+        func checkDescription(_ d: SessionDescription, field: String) throws(SignalingError) {
+            guard SignalingLimits.sdpTypes.contains(d.type) else {
+                throw SignalingError(.invalidMessage, "\(type): \(field).type must be offer, answer, pranswer or rollback")
+            }
+        }
+        switch self {
+        case .joinRoom(let roomId, let name, _):
+            try checkRoom(roomId)
+            if let name, SignalingLimits.normalizedName(name) == nil {
+                throw SignalingError(
+                    .invalidMessage,
+                    "join-room: name must be 1–\(SignalingLimits.maxNameLength) characters without control characters"
+                )
+            }
+        case .leaveRoom, .mediaState:
+            break
+        case .offer(let to, let offer):
+            try checkPeer(to)
+            try checkDescription(offer, field: "offer")
+        case .answer(let to, let answer):
+            try checkPeer(to)
+            try checkDescription(answer, field: "answer")
+        case .iceCandidate(let to, _):
+            try checkPeer(to)
+        case .call(let to, let roomId):
+            try checkPeer(to)
+            try checkRoom(roomId)
+        case .callAccept(let to), .callReject(let to):
+            try checkPeer(to)
+        case .hangup(let to):
+            try checkPeer(to)
+        }
+    }
+}
+
+/// Describes a decoding error as the field that is wrong and why.
+func describe(_ error: DecodingError) -> String {
+    func path(_ codingPath: [any CodingKey], _ key: (any CodingKey)? = nil) -> String {
+        let keys = codingPath + (key.map { [$0] } ?? [])
+        let joined = keys.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }.joined(separator: ".")
+        return joined.isEmpty ? "the message" : "field \"\(joined)\""
+    }
+    switch error {
+    case .keyNotFound(let key, let context):
+        return "\(path(context.codingPath, key)) is missing"
+    case .typeMismatch(let expected, let context):
+        return "\(path(context.codingPath)) must be \(jsonTypeName(expected))"
+    case .valueNotFound(let expected, let context):
+        return "\(path(context.codingPath)) must be \(jsonTypeName(expected)), not null"
+    case .dataCorrupted(let context):
+        return "\(path(context.codingPath)) is invalid: \(context.debugDescription)"
+    @unknown default:
+        return "invalid message"
+    }
+}
+
+private func jsonTypeName(_ type: Any.Type) -> String {
+    switch type {
+    case is String.Type: "a string"
+    case is Bool.Type: "a boolean (true or false)"
+    case is Int.Type, is Double.Type: "a number"
+    default: "an object"
+    }
+}
+
+extension ClientMessage: Codable {
+    enum Keys: String, CodingKey {
+        case type, to, roomId, name, capacity, offer, answer, candidate, audio, video, screen
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: Keys.self)
+        let type = try c.decode(String.self, forKey: .type)
+        switch type {
+        case "join-room":
+            self = .joinRoom(
+                roomId: try c.decode(String.self, forKey: .roomId),
+                name: try c.decodeIfPresent(String.self, forKey: .name),
+                capacity: try c.decodeIfPresent(Int.self, forKey: .capacity)
+            )
+        case "leave-room":
+            self = .leaveRoom
+        case "offer":
+            self = .offer(to: try c.decodeIfPresent(String.self, forKey: .to), offer: try c.decode(SessionDescription.self, forKey: .offer))
+        case "answer":
+            self = .answer(to: try c.decodeIfPresent(String.self, forKey: .to), answer: try c.decode(SessionDescription.self, forKey: .answer))
+        case "ice-candidate":
+            guard c.contains(.candidate) else {
+                throw DecodingError.keyNotFound(Keys.candidate, .init(codingPath: [], debugDescription: "candidate is required (null ends candidates)"))
+            }
+            self = .iceCandidate(
+                to: try c.decodeIfPresent(String.self, forKey: .to),
+                candidate: try c.decodeNil(forKey: .candidate) ? nil : try c.decode(IceCandidate.self, forKey: .candidate)
+            )
+        case "call":
+            self = .call(to: try c.decode(String.self, forKey: .to), roomId: try c.decode(String.self, forKey: .roomId))
+        case "call-accept":
+            self = .callAccept(to: try c.decode(String.self, forKey: .to))
+        case "call-reject":
+            self = .callReject(to: try c.decode(String.self, forKey: .to))
+        case "hangup":
+            self = .hangup(to: try c.decodeIfPresent(String.self, forKey: .to))
+        case "media-state":
+            self = .mediaState(MediaState(
+                audio: try c.decode(Bool.self, forKey: .audio),
+                video: try c.decode(Bool.self, forKey: .video),
+                screen: try c.decode(Bool.self, forKey: .screen)
+            ))
+        default:
+            throw SignalingError(.unknownType, "unknown message type \"\(type.prefix(64))\"")
+        }
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: Keys.self)
+        try c.encode(type, forKey: .type)
+        switch self {
+        case .joinRoom(let roomId, let name, let capacity):
+            try c.encode(roomId, forKey: .roomId)
+            try c.encodeIfPresent(name, forKey: .name)
+            try c.encodeIfPresent(capacity, forKey: .capacity)
+        case .leaveRoom:
+            break
+        case .offer(let to, let offer):
+            try c.encodeIfPresent(to, forKey: .to)
+            try c.encode(offer, forKey: .offer)
+        case .answer(let to, let answer):
+            try c.encodeIfPresent(to, forKey: .to)
+            try c.encode(answer, forKey: .answer)
+        case .iceCandidate(let to, let candidate):
+            try c.encodeIfPresent(to, forKey: .to)
+            try c.encode(candidate, forKey: .candidate)
+        case .call(let to, let roomId):
+            try c.encode(to, forKey: .to)
+            try c.encode(roomId, forKey: .roomId)
+        case .callAccept(let to), .callReject(let to):
+            try c.encode(to, forKey: .to)
+        case .hangup(let to):
+            try c.encodeIfPresent(to, forKey: .to)
+        case .mediaState(let state):
+            try c.encode(state.audio, forKey: .audio)
+            try c.encode(state.video, forKey: .video)
+            try c.encode(state.screen, forKey: .screen)
+        }
+    }
+
+    /// The message as one JSON text frame.
+    public func jsonString() -> String {
+        jsonText(self)
+    }
+}
+
+func jsonText(_ value: some Encodable) -> String {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+    // Encoding these value types cannot fail: they hold only strings, numbers, booleans and nulls.
+    let data = (try? encoder.encode(value)) ?? Data(#"{"type":"error","code":"invalid-message","message":"encoding failed"}"#.utf8)
+    return String(decoding: data, as: UTF8.self)
+}

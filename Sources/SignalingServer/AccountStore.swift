@@ -1,0 +1,200 @@
+import Foundation
+import HummingbirdBcrypt
+import Logging
+import NIOPosix
+import SQLiteNIO
+
+/// Who is behind a connection or request.
+public struct Identity: Sendable, Equatable {
+    /// The account name for a session or a user's token; the token's name for a command-line token.
+    public var name: String
+    /// The account, when a user (not the command line) owns the credentials.
+    public var username: String?
+
+    public init(name: String, username: String?) {
+        self.name = name
+        self.username = username
+    }
+}
+
+/// Problems with accounts that the REST API reports.
+enum AccountError: Error, Equatable {
+    case invalidUsername
+    case invalidPassword
+    case usernameTaken
+    case invalidCredentials
+    case invalidTokenName
+}
+
+/// Accounts, login sessions and API tokens in SQLite (`vcall.sqlite` in the data folder).
+///
+/// Passwords are bcrypt hashes; session and API tokens are stored as SHA-256 hashes only.
+///
+/// ```swift
+/// let store = try await AccountStore.open(dataDirectory: "./vcall-data", logger: logger)
+/// let token = try await store.createToken(name: "gateway", username: nil)
+/// ```
+public final class AccountStore: Sendable {
+    let db: SQLiteConnection
+    let bcryptCost: UInt8
+    let sessionLifetime: Duration
+
+    init(db: SQLiteConnection, bcryptCost: UInt8, sessionLifetime: Duration) {
+        self.db = db
+        self.bcryptCost = bcryptCost
+        self.sessionLifetime = sessionLifetime
+    }
+
+    /// Opens (and creates or migrates) the database in `dataDirectory`.
+    public static func open(
+        dataDirectory: String,
+        bcryptCost: UInt8 = 12,
+        sessionLifetime: Duration = .seconds(30 * 24 * 3600),
+        logger: Logger
+    ) async throws -> AccountStore {
+        try FileManager.default.createDirectory(atPath: dataDirectory, withIntermediateDirectories: true)
+        let path = URL(fileURLWithPath: dataDirectory).appendingPathComponent("vcall.sqlite").path
+        let db = try await SQLiteConnection.open(storage: .file(path: path), logger: logger)
+        do {
+            _ = try await db.query("PRAGMA journal_mode=WAL")
+            _ = try await db.query("PRAGMA busy_timeout=5000")
+            _ = try await db.query("""
+                CREATE TABLE IF NOT EXISTS users (
+                    username TEXT PRIMARY KEY COLLATE NOCASE,
+                    password_hash TEXT NOT NULL,
+                    created_at INTEGER NOT NULL)
+                """)
+            _ = try await db.query("""
+                CREATE TABLE IF NOT EXISTS sessions (
+                    token_hash TEXT PRIMARY KEY,
+                    username TEXT NOT NULL,
+                    expires_at INTEGER NOT NULL)
+                """)
+            _ = try await db.query("""
+                CREATE TABLE IF NOT EXISTS api_tokens (
+                    token_hash TEXT PRIMARY KEY,
+                    name TEXT NOT NULL,
+                    username TEXT,
+                    created_at INTEGER NOT NULL,
+                    expires_at INTEGER)
+                """)
+        } catch {
+            try? await db.close()
+            throw error
+        }
+        return AccountStore(db: db, bcryptCost: bcryptCost, sessionLifetime: sessionLifetime)
+    }
+
+    /// Closes the database.
+    public func close() async {
+        try? await db.close()
+    }
+
+    static func now() -> Int { Int(Date().timeIntervalSince1970) }
+
+    /// 3–32 characters of `A–Z a–z 0–9 _ . -`.
+    static func isValidUsername(_ name: String) -> Bool {
+        (3...32).contains(name.utf8.count) && name.utf8.allSatisfy { c in
+            (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5A) || (c >= 0x61 && c <= 0x7A) || c == 0x5F || c == 0x2E || c == 0x2D
+        }
+    }
+
+    /// 8–72 bytes (bcrypt reads no further).
+    static func isValidPassword(_ password: String) -> Bool {
+        (8...72).contains(password.utf8.count)
+    }
+
+    /// Creates an account; hashing runs on the thread pool, off the event loop.
+    func register(username: String, password: String) async throws -> String {
+        guard Self.isValidUsername(username) else { throw AccountError.invalidUsername }
+        guard Self.isValidPassword(password) else { throw AccountError.invalidPassword }
+        let cost = bcryptCost
+        let hash = try await NIOThreadPool.singleton.runIfActive { Bcrypt.hash(password, cost: cost) }
+        let existing = try await db.query("SELECT username FROM users WHERE username = ?", [.text(username)])
+        guard existing.isEmpty else { throw AccountError.usernameTaken }
+        do {
+            _ = try await db.query(
+                "INSERT INTO users (username, password_hash, created_at) VALUES (?, ?, ?)",
+                [.text(username), .text(hash), .integer(Self.now())]
+            )
+        } catch {
+            throw AccountError.usernameTaken
+        }
+        return username
+    }
+
+    /// Checks a password; returns the account's canonical username.
+    func verify(username: String, password: String) async throws -> String {
+        let rows = try await db.query("SELECT username, password_hash FROM users WHERE username = ?", [.text(username)])
+        guard let row = rows.first, let hash = row.column("password_hash")?.string,
+            let canonical = row.column("username")?.string
+        else {
+            // Spend the same time as a real check so usernames cannot be probed by timing.
+            _ = try? await NIOThreadPool.singleton.runIfActive { [bcryptCost] in Bcrypt.hash(password, cost: bcryptCost) }
+            throw AccountError.invalidCredentials
+        }
+        let ok = try await NIOThreadPool.singleton.runIfActive { Bcrypt.verify(password, hash: hash) }
+        guard ok else { throw AccountError.invalidCredentials }
+        return canonical
+    }
+
+    /// Starts a session; returns the secret that goes into the cookie.
+    func createSession(username: String) async throws -> String {
+        let token = RandomToken.hex(byteCount: 32)
+        let expires = Self.now() + Int(sessionLifetime.components.seconds)
+        _ = try await db.query(
+            "INSERT INTO sessions (token_hash, username, expires_at) VALUES (?, ?, ?)",
+            [.text(SHA256.hex(token)), .text(username), .integer(expires)]
+        )
+        return token
+    }
+
+    /// The user of a live session, or nil for an unknown or expired one.
+    func session(_ token: String) async throws -> String? {
+        let hash = SHA256.hex(token)
+        let rows = try await db.query("SELECT username, expires_at FROM sessions WHERE token_hash = ?", [.text(hash)])
+        guard let row = rows.first, let username = row.column("username")?.string,
+            let expires = row.column("expires_at")?.integer
+        else { return nil }
+        guard expires > Self.now() else {
+            _ = try? await db.query("DELETE FROM sessions WHERE token_hash = ?", [.text(hash)])
+            return nil
+        }
+        return username
+    }
+
+    func deleteSession(_ token: String) async throws {
+        _ = try await db.query("DELETE FROM sessions WHERE token_hash = ?", [.text(SHA256.hex(token))])
+    }
+
+    /// Creates an API token; the secret is returned once and stored only hashed.
+    ///
+    /// - Parameters:
+    ///   - name: 1–64 characters naming the program that uses it; shown as its name when no user owns it.
+    ///   - username: the owning account, nil for tokens made on the command line.
+    ///   - lifetime: nil for a token that does not expire.
+    public func createToken(name: String, username: String?, lifetime: Duration? = nil) async throws -> String {
+        let trimmed = name.trimmingCharacters(in: .whitespaces)
+        guard (1...64).contains(trimmed.count), !trimmed.unicodeScalars.contains(where: { $0.properties.generalCategory == .control })
+        else { throw AccountError.invalidTokenName }
+        let token = "vct_" + RandomToken.hex(byteCount: 32)
+        let expires: SQLiteData = lifetime.map { .integer(Self.now() + Int($0.components.seconds)) } ?? .null
+        _ = try await db.query(
+            "INSERT INTO api_tokens (token_hash, name, username, created_at, expires_at) VALUES (?, ?, ?, ?, ?)",
+            [.text(SHA256.hex(token)), .text(trimmed), username.map { .text($0) } ?? .null, .integer(Self.now()), expires]
+        )
+        return token
+    }
+
+    /// The identity behind an API token, or nil for an unknown or expired one.
+    func identity(forToken token: String) async throws -> Identity? {
+        let rows = try await db.query(
+            "SELECT name, username, expires_at FROM api_tokens WHERE token_hash = ?",
+            [.text(SHA256.hex(token))]
+        )
+        guard let row = rows.first, let name = row.column("name")?.string else { return nil }
+        if let expires = row.column("expires_at")?.integer, expires <= Self.now() { return nil }
+        let username = row.column("username")?.string
+        return Identity(name: username ?? name, username: username)
+    }
+}

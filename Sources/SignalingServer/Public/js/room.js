@@ -1,0 +1,632 @@
+// The room page, /r/<roomId>: local preview, one tile and one RTCPeerConnection (Peer) per remote
+// participant (a full mesh), mic/camera toggles, screen sharing by replaceTrack, hang up.
+//
+// Query parameters: ?name=<display name> (skips the name prompt), ?capacity=<n> (the room's size
+// when this join creates it; direct calls use 2), ?call=1 (a direct 1-on-1 call: the call ends
+// when the other person hangs up).
+//
+// Life cycle: name → camera/microphone → WebSocket → `welcome` → `join-room` → `room-joined`.
+// When the WebSocket drops, Signaling reconnects with backoff; the next `welcome` brings a new id,
+// the page joins again and rebuilds every peer (the other members see the old id leave and the new
+// one join). Who offers first is decided in peer.js (the newcomer).
+
+import { Signaling } from './signaling.js';
+import { Peer } from './peer.js';
+import { ROOM_ID_PATTERN, cleanName, currentUser, el, notify, saveName, savedName } from './common.js';
+
+const $ = (id) => document.getElementById(id);
+
+const params = new URLSearchParams(location.search);
+const roomId = decodeURIComponent(location.pathname.replace(/^\/r\//, '').replace(/\/$/, ''));
+const capacityParam = Number.parseInt(params.get('capacity') || '', 10);
+const capacity = Number.isInteger(capacityParam) && capacityParam >= 1 && capacityParam <= 64 ? capacityParam : null;
+const isDirectCall = params.get('call') === '1';
+
+const state = {
+  phase: 'starting', // starting → naming → media → joining → joined | full | left | ended | error
+  name: '',
+  selfId: null,
+  iceServers: [],
+  signaling: null,
+  peers: new Map(), // id → {peer, name, tile, media}
+  stream: new MediaStream(), // what we send: mic + camera (or a placeholder)
+  mic: null,
+  camera: null,
+  placeholder: null, // a black canvas track when there is no camera
+  screen: null,
+  micOn: false,
+  cameraOn: false,
+  joins: 0,
+  errors: [],
+};
+
+// ---- debug surface for tests and curious people ----------------------------------------------------
+
+window.vcall = {
+  page: 'room',
+  roomId,
+  get phase() { return state.phase; },
+  get selfId() { return state.selfId; },
+  get name() { return state.name; },
+  get joins() { return state.joins; },
+  get errors() { return state.errors.slice(); },
+  peerIds: () => [...state.peers.keys()],
+  peers: () => {
+    const out = {};
+    for (const [id, entry] of state.peers) {
+      const { peer } = entry;
+      out[id] = {
+        name: entry.name,
+        state: peer.state,
+        connectionState: peer.pc.connectionState,
+        iceConnectionState: peer.pc.iceConnectionState,
+        signalingState: peer.pc.signalingState,
+        polite: peer.polite,
+        initiator: peer.initiator,
+        media: { ...entry.media },
+        ...peer.counters,
+      };
+    }
+    return out;
+  },
+  totals: () => {
+    const sum = { offersSent: 0, offersReceived: 0, answersSent: 0, answersReceived: 0, iceRestarts: 0 };
+    for (const { peer } of state.peers.values()) for (const k of Object.keys(sum)) sum[k] += peer.counters[k];
+    return sum;
+  },
+  inboundVideo: async (id) => state.peers.get(id)?.peer.inboundVideoStats() ?? null,
+  outboundVideo: async (id) => state.peers.get(id)?.peer.outboundVideoStats() ?? null,
+  localMedia: () => ({
+    audio: mediaState().audio,
+    video: mediaState().video,
+    screen: mediaState().screen,
+    sendingTrack: currentVideoTrack()?.label ?? null,
+    senders: [...state.peers.values()].map(({ peer }) => peer.videoSender?.track?.label ?? null),
+  }),
+  dropSignaling: () => state.signaling?.simulateDrop(),
+  restartIce: (id) => state.peers.get(id)?.peer.restartIce(),
+  /** What the browser's own "Stop sharing" button does: the track ends and fires `ended`. */
+  endScreenShareAsBrowser: () => {
+    const track = state.screen;
+    if (!track) return false;
+    track.stop(); // stop() alone fires no event; the browser's button fires `ended`
+    track.dispatchEvent(new Event('ended'));
+    return true;
+  },
+};
+
+// ---- messages to the user ----------------------------------------------------------------------
+
+function showMessage(title, text, actions) {
+  $('message-title').textContent = title;
+  $('message-text').textContent = text;
+  const box = $('message-actions');
+  box.replaceChildren();
+  for (const action of actions) {
+    if (action.href) box.append(el('a', { className: `button ${action.kind || ''}`, href: action.href }, action.label));
+    else box.append(el('button', { type: 'button', className: action.kind || '', onclick: action.onclick }, action.label));
+  }
+  $('message').hidden = false;
+  $('message').dataset.kind = title;
+}
+
+function hideMessage() {
+  $('message').hidden = true;
+}
+
+function setBanner(text, kind = 'warn') {
+  const banner = $('banner');
+  banner.hidden = !text;
+  banner.textContent = text || '';
+  banner.className = `banner ${kind}`;
+}
+
+function setServerStatus(text, kind) {
+  const pill = $('server-status');
+  pill.textContent = text;
+  pill.className = `pill ${kind || ''}`;
+}
+
+const HOME = { label: 'Go to the home page', href: '/' };
+const RELOAD = { label: 'Try again', kind: 'primary', onclick: () => location.reload() };
+
+// ---- local media -------------------------------------------------------------------------------
+
+function blackVideoTrack() {
+  const canvas = Object.assign(document.createElement('canvas'), { width: 640, height: 360 });
+  const ctx = canvas.getContext('2d');
+  const paint = () => {
+    ctx.fillStyle = '#111';
+    ctx.fillRect(0, 0, canvas.width, canvas.height);
+  };
+  paint();
+  const track = canvas.captureStream(5).getVideoTracks()[0];
+  const timer = setInterval(paint, 500);
+  track.addEventListener('ended', () => clearInterval(timer));
+  return track;
+}
+
+function describeMediaError(err) {
+  switch (err && err.name) {
+    case 'NotAllowedError':
+    case 'SecurityError':
+      return 'Camera and microphone are blocked for this site. Allow them in the browser (the icon in the address bar) and reload; until then others cannot see or hear you.';
+    case 'NotFoundError':
+    case 'OverconstrainedError':
+      return 'No camera or microphone was found. Plug one in and reload; you can still see and hear the others.';
+    case 'NotReadableError':
+      return 'The camera or microphone is in use by another program. Close it and reload.';
+    default:
+      return `The camera and microphone could not be started (${err && err.message ? err.message : err}). Reload to try again.`;
+  }
+}
+
+async function startMedia() {
+  if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
+    notify('This page needs a secure connection (https or localhost) to use the camera and microphone. You can still see and hear the others.', 'error', 0);
+  } else {
+    setBanner('Waiting for the camera and microphone… allow them if the browser asks.', 'info');
+    const video = { width: { ideal: 640 }, height: { ideal: 480 }, frameRate: { ideal: 24 } };
+    const attempts = [{ audio: true, video }, { audio: false, video }, { audio: true, video: false }];
+    let lastError = null;
+    for (const constraints of attempts) {
+      try {
+        const stream = await navigator.mediaDevices.getUserMedia(constraints);
+        state.mic = stream.getAudioTracks()[0] || null;
+        state.camera = stream.getVideoTracks()[0] || null;
+        break;
+      } catch (err) {
+        lastError = err;
+        if (err && (err.name === 'NotAllowedError' || err.name === 'SecurityError')) break;
+      }
+    }
+    setBanner('');
+    if (!state.mic && !state.camera) notify(describeMediaError(lastError), 'error', 0);
+    else if (!state.camera) notify('No camera: the others see a blank tile. Plug a camera in and reload to be seen.', 'info');
+    else if (!state.mic) notify('No microphone: the others cannot hear you. Plug one in and reload to be heard.', 'info');
+  }
+  if (!state.camera) state.placeholder = blackVideoTrack();
+  state.micOn = Boolean(state.mic);
+  state.cameraOn = Boolean(state.camera);
+  if (state.mic) state.stream.addTrack(state.mic);
+  state.stream.addTrack(state.camera || state.placeholder);
+  for (const track of [state.mic, state.camera]) {
+    track?.addEventListener('ended', () => notify(`Your ${track.kind === 'audio' ? 'microphone' : 'camera'} stopped (unplugged?). Reload to start it again.`, 'error', 0));
+  }
+  $('toggle-mic').disabled = !state.mic;
+  $('toggle-camera').disabled = !state.camera;
+  $('toggle-screen').disabled = !(navigator.mediaDevices && navigator.mediaDevices.getDisplayMedia);
+  showLocalPreview();
+  renderControls();
+}
+
+function currentVideoTrack() {
+  return state.screen || state.camera || state.placeholder;
+}
+
+function showLocalPreview() {
+  const video = $('local-video');
+  const track = currentVideoTrack();
+  video.srcObject = track ? new MediaStream([track]) : null;
+  const tile = $('local-tile');
+  tile.classList.toggle('mirrored', !state.screen && Boolean(state.camera));
+  const media = mediaState();
+  tile.dataset.audio = String(media.audio);
+  tile.dataset.video = String(media.video);
+  tile.dataset.screen = String(media.screen);
+  video.play().catch(() => {});
+}
+
+function mediaState() {
+  return { audio: Boolean(state.mic && state.micOn), video: Boolean(state.camera && state.cameraOn), screen: Boolean(state.screen) };
+}
+
+function sendMediaState() {
+  if (state.phase !== 'joined') return;
+  state.signaling.send({ type: 'media-state', ...mediaState() });
+}
+
+function renderControls() {
+  const media = mediaState();
+  const set = (id, on, label) => {
+    const button = $(id);
+    button.setAttribute('aria-pressed', String(on));
+    button.classList.toggle('off', !on);
+    button.querySelector('.control-label').textContent = label;
+  };
+  set('toggle-mic', media.audio, media.audio ? 'Mic on' : 'Mic off');
+  set('toggle-camera', media.video, media.video ? 'Camera on' : 'Camera off');
+  set('toggle-screen', media.screen, media.screen ? 'Stop sharing' : 'Share screen');
+  $('toggle-screen').classList.toggle('off', false);
+  $('toggle-screen').classList.toggle('active', media.screen);
+}
+
+$('toggle-mic').addEventListener('click', () => {
+  if (!state.mic) return;
+  state.micOn = !state.micOn;
+  state.mic.enabled = state.micOn;
+  renderControls();
+  showLocalPreview();
+  sendMediaState();
+});
+
+$('toggle-camera').addEventListener('click', () => {
+  if (!state.camera) return;
+  state.cameraOn = !state.cameraOn;
+  state.camera.enabled = state.cameraOn;
+  renderControls();
+  showLocalPreview();
+  sendMediaState();
+});
+
+$('toggle-screen').addEventListener('click', () => {
+  if (state.screen) stopScreenShare();
+  else startScreenShare();
+});
+
+async function startScreenShare() {
+  let stream;
+  try {
+    stream = await navigator.mediaDevices.getDisplayMedia({ video: { frameRate: { ideal: 15 } }, audio: false });
+  } catch (err) {
+    if (err && err.name === 'NotAllowedError') notify('Screen sharing was cancelled or is blocked by the browser.', 'info');
+    else notify(`Screen sharing could not start (${err && err.message ? err.message : err}).`, 'error');
+    return;
+  }
+  const track = stream.getVideoTracks()[0];
+  if (!track) return;
+  if ('contentHint' in track) track.contentHint = 'detail';
+  // The browser's own "Stop sharing" button ends the track: restore the camera then too.
+  track.addEventListener('ended', () => {
+    if (state.screen === track) stopScreenShare();
+  });
+  state.screen = track;
+  await swapOutgoingVideo(track);
+  showLocalPreview();
+  renderControls();
+  sendMediaState();
+}
+
+async function stopScreenShare() {
+  const track = state.screen;
+  if (!track) return;
+  state.screen = null;
+  await swapOutgoingVideo(currentVideoTrack());
+  track.stop();
+  showLocalPreview();
+  renderControls();
+  sendMediaState();
+}
+
+/** Send `track` to every peer in place of the current video: replaceTrack, no renegotiation. */
+async function swapOutgoingVideo(track) {
+  const swaps = [...state.peers.values()].map(({ peer }) => peer.replaceVideoTrack(track).catch((err) => {
+    console.error('vcall: replaceTrack failed', err);
+    notify(`Could not switch the video sent to ${peer.name}. Stop and start sharing again.`, 'error');
+  }));
+  await Promise.all(swaps);
+}
+
+// ---- remote participants -----------------------------------------------------------------------
+
+const STATE_LABELS = {
+  connecting: 'connecting…',
+  connected: 'connected',
+  reconnecting: 'reconnecting…',
+  failed: 'connection failed, retrying…',
+  closed: 'left',
+};
+
+function makeTile(id, name) {
+  const video = el('video', { autoplay: true, playsInline: true, muted: true });
+  video.muted = true; // sound plays through the <audio> element, so the video may always autoplay
+  const audio = el('audio', { autoplay: true });
+  const tile = el('figure', { className: 'tile remote', dataset: { peerId: id, peerName: name, state: 'connecting', audio: 'true', video: 'true', screen: 'false' } },
+    video,
+    audio,
+    el('div', { className: 'tile-placeholder', 'aria-hidden': 'true' }, el('span', { className: 'avatar big' }, (name || '?').slice(0, 1).toUpperCase())),
+    el('figcaption', { className: 'tile-bar' },
+      el('span', { className: 'tile-name' }, name),
+      el('span', { className: 'tile-state' }, STATE_LABELS.connecting),
+      el('span', { className: 'tile-flags' },
+        el('span', { className: 'flag flag-mic', title: `${name}'s microphone is off` }, 'mic off'),
+        el('span', { className: 'flag flag-cam', title: `${name}'s camera is off` }, 'camera off'),
+        el('span', { className: 'flag flag-screen', title: `${name} is sharing their screen` }, 'sharing'))));
+  $('stage').append(tile);
+  updateStageLayout();
+  return tile;
+}
+
+function updateStageLayout() {
+  $('stage').dataset.count = String(state.peers.size + 1);
+}
+
+function setTileState(entry, uiState) {
+  entry.tile.dataset.state = uiState;
+  entry.tile.querySelector('.tile-state').textContent = STATE_LABELS[uiState] || uiState;
+}
+
+function createPeer(id, name, initiator) {
+  removePeer(id);
+  const peer = new Peer({
+    id,
+    name,
+    selfId: state.selfId,
+    iceServers: state.iceServers,
+    initiator,
+    send: (msg) => state.signaling.send(msg),
+    stream: state.stream,
+    tracks: { audio: state.mic, video: currentVideoTrack() },
+  });
+  const entry = { peer, name, tile: makeTile(id, name), media: { audio: true, video: true, screen: false } };
+  state.peers.set(id, entry);
+  updateStageLayout();
+  peer.on('track', ({ track, stream }) => {
+    const video = entry.tile.querySelector('video');
+    const audio = entry.tile.querySelector('audio');
+    if (track.kind === 'video') {
+      video.srcObject = new MediaStream(stream.getVideoTracks());
+      video.play().catch(() => {});
+    } else {
+      audio.srcObject = new MediaStream(stream.getAudioTracks());
+      audio.play().catch(() => askForSound());
+    }
+  });
+  peer.on('state', (uiState) => {
+    if (state.peers.get(id) !== entry) return;
+    setTileState(entry, uiState);
+  });
+  peer.on('error', (err) => {
+    state.errors.push(`${id}: ${err && err.message ? err.message : err}`);
+  });
+  return entry;
+}
+
+function removePeer(id) {
+  const entry = state.peers.get(id);
+  if (!entry) return null;
+  state.peers.delete(id);
+  entry.peer.close();
+  entry.tile.remove();
+  updateStageLayout();
+  return entry;
+}
+
+function removeAllPeers() {
+  for (const id of [...state.peers.keys()]) removePeer(id);
+}
+
+let soundPromptShown = false;
+function askForSound() {
+  if (soundPromptShown) return;
+  soundPromptShown = true;
+  const item = notify('The browser blocked sound. Click here to hear the others.', 'info', 0);
+  item.style.cursor = 'pointer';
+  item.addEventListener('click', () => {
+    for (const audio of document.querySelectorAll('.tile audio')) audio.play().catch(() => {});
+    item.remove();
+    soundPromptShown = false;
+  });
+}
+
+function applyMediaState(entry, msg) {
+  entry.media = { audio: Boolean(msg.audio), video: Boolean(msg.video), screen: Boolean(msg.screen) };
+  entry.tile.dataset.audio = String(entry.media.audio);
+  entry.tile.dataset.video = String(entry.media.video);
+  entry.tile.dataset.screen = String(entry.media.screen);
+}
+
+// ---- signaling ---------------------------------------------------------------------------------
+
+function join() {
+  state.phase = 'joining';
+  const msg = { type: 'join-room', roomId, name: state.name };
+  if (capacity) msg.capacity = capacity;
+  state.signaling.send(msg);
+}
+
+function connect() {
+  const sig = new Signaling({ params: { name: state.name } });
+  state.signaling = sig;
+
+  sig.on('open', ({ reconnect }) => {
+    setServerStatus(reconnect ? 'rejoining…' : 'joining…', 'warn');
+  });
+  sig.on('close', ({ willRetry }) => {
+    if (!willRetry) return;
+    if (state.phase === 'joined' || state.phase === 'joining') {
+      state.phase = 'joining';
+      setServerStatus('offline', 'bad');
+      setBanner('Lost the connection to the server. Reconnecting… calls that are already connected keep going.', 'warn');
+      for (const entry of state.peers.values()) setTileState(entry, 'reconnecting');
+    }
+  });
+  sig.on('welcome', (msg) => {
+    state.selfId = msg.id;
+    state.iceServers = Array.isArray(msg.iceServers) ? msg.iceServers : [];
+    if (state.phase === 'joining' || state.phase === 'media') join();
+  });
+  sig.on('room-joined', (msg) => {
+    const self = msg.self && typeof msg.self === 'object' ? msg.self.id : msg.self;
+    if (self) state.selfId = self;
+    const rejoin = state.joins > 0;
+    state.joins += 1;
+    state.phase = 'joined';
+    removeAllPeers(); // after a reconnect every member has a new id: start again
+    setBanner('');
+    setServerStatus('in the room', 'ok');
+    const peers = Array.isArray(msg.peers) ? msg.peers : [];
+    for (const p of peers) {
+      if (p && p.id && p.id !== state.selfId) createPeer(p.id, p.name || 'guest', true);
+    }
+    sendMediaState();
+    if (rejoin) notify('Reconnected to the server and rejoined the room.', 'success', 3000);
+    else if (peers.length === 0) {
+      notify(isDirectCall ? 'Waiting for the other person to join…' : 'You are the first one here. Share the room link so others can join.', 'info', 4000);
+    }
+  });
+  sig.on('user-joined', (msg) => {
+    if (state.phase !== 'joined' || !msg.from || msg.from === state.selfId) return;
+    const entry = createPeer(msg.from, msg.name || 'guest', false);
+    notify(`${entry.name} joined.`, 'info', 2500);
+    sendMediaState(); // the newcomer learns our mic/camera/screen state
+  });
+  sig.on('user-disconnected', (msg) => {
+    const entry = removePeer(msg.from);
+    if (entry && state.phase === 'joined') notify(`${entry.name} left.`, 'info', 2500);
+  });
+  for (const type of ['offer', 'answer', 'ice-candidate']) {
+    sig.on(type, (msg) => {
+      if (!msg.from || state.phase !== 'joined') return;
+      let entry = state.peers.get(msg.from);
+      if (!entry) {
+        if (type !== 'offer') return; // stale message for a peer we no longer have
+        entry = createPeer(msg.from, 'guest', false);
+      }
+      entry.peer.handleSignal(msg);
+    });
+  }
+  sig.on('media-state', (msg) => {
+    const entry = state.peers.get(msg.from);
+    if (entry) applyMediaState(entry, msg);
+  });
+  sig.on('full-room', () => {
+    state.phase = 'full';
+    shutdown();
+    showMessage('This room is full',
+      'Every place in this room is taken, so you cannot join now. Try again when someone leaves, or create a new room.',
+      [RELOAD, { label: 'Create a new room', href: '/' }]);
+  });
+  sig.on('hangup', (msg) => {
+    const entry = state.peers.get(msg.from);
+    const name = entry ? entry.name : 'The other person';
+    if (isDirectCall) {
+      state.phase = 'ended';
+      shutdown();
+      showMessage('Call ended', `${name} hung up.`, [{ label: 'Back to the home page', kind: 'primary', href: '/' }]);
+    } else {
+      notify(`${name} hung up.`, 'info');
+      removePeer(msg.from);
+    }
+  });
+  sig.on('incoming-call', (msg) => {
+    sig.send({ type: 'call-reject', to: msg.from });
+    notify(`${msg.name || 'Someone'} tried to call you. You are busy in this call, so it was declined.`, 'info');
+  });
+  sig.on('error', (msg) => {
+    state.errors.push(`${msg.code}: ${msg.message}`);
+    if (msg.code === 'unauthorized') {
+      state.phase = 'error';
+      shutdown();
+      showMessage('Sign in to join',
+        'This server only lets signed-in users join rooms. Sign in (or register) on the home page, then open this room link again.',
+        [{ label: 'Sign in', kind: 'primary', href: '/' }, RELOAD]);
+    } else if (msg.code === 'rate-limited') {
+      notify('You are sending too much too fast; the server dropped a message. Wait a moment.', 'error');
+    } else if (msg.code === 'not-in-room' && state.phase === 'joined') {
+      // The server forgot us (restart?): join again.
+      join();
+    } else {
+      notify(`The server reported a problem: ${msg.message || msg.code}.`, 'error');
+    }
+  });
+  sig.connect();
+}
+
+function shutdown() {
+  removeAllPeers();
+  state.signaling?.close();
+  stopScreenShareSilently();
+  for (const track of [state.mic, state.camera, state.placeholder]) track?.stop();
+  $('local-video').srcObject = null;
+  for (const id of ['toggle-mic', 'toggle-camera', 'toggle-screen', 'hang-up']) $(id).disabled = true;
+  setBanner('');
+  setServerStatus('not connected', '');
+}
+
+function stopScreenShareSilently() {
+  if (state.screen) {
+    state.screen.stop();
+    state.screen = null;
+  }
+}
+
+function leave() {
+  if (state.phase === 'joined') {
+    const others = [...state.peers.keys()];
+    if (others.length === 1) state.signaling.send({ type: 'hangup', to: others[0] });
+    state.signaling.send({ type: 'leave-room' });
+  }
+  state.phase = 'left';
+  shutdown();
+  showMessage(isDirectCall ? 'Call ended' : 'You left the room',
+    isDirectCall ? 'You hung up.' : 'Rejoin to come back, or go to the home page.',
+    isDirectCall ? [{ label: 'Back to the home page', kind: 'primary', href: '/' }] : [{ label: 'Rejoin', kind: 'primary', onclick: () => location.reload() }, HOME]);
+}
+
+$('hang-up').addEventListener('click', leave);
+
+window.addEventListener('pagehide', () => {
+  if (state.phase === 'joined') {
+    state.signaling.send({ type: 'leave-room' });
+    state.signaling.close();
+  }
+});
+
+$('copy-link').addEventListener('click', async () => {
+  const link = `${location.origin}/r/${encodeURIComponent(roomId)}`;
+  try {
+    await navigator.clipboard.writeText(link);
+    notify('Room link copied. Send it to the people you want to talk to.', 'success', 3000);
+  } catch {
+    notify(`Room link: ${link}`, 'info', 10000);
+  }
+});
+
+// ---- start -------------------------------------------------------------------------------------
+
+async function askName(initial) {
+  $('guest-name').value = initial;
+  $('name-prompt').hidden = false;
+  $('guest-name').focus();
+  return new Promise((resolve) => {
+    $('name-form').addEventListener('submit', function onSubmit(event) {
+      event.preventDefault();
+      const name = cleanName($('guest-name').value);
+      if (!name) return;
+      $('name-form').removeEventListener('submit', onSubmit);
+      $('name-prompt').hidden = true;
+      resolve(name);
+    });
+  });
+}
+
+async function main() {
+  $('room-name').textContent = roomId;
+  document.title = `vcall · ${roomId}`;
+  if (!ROOM_ID_PATTERN.test(roomId)) {
+    state.phase = 'error';
+    showMessage('This room link is broken',
+      'A room id uses only letters, digits, "-" and "_". Check the link you were sent, or create a new room.', [HOME]);
+    for (const id of ['hang-up']) $(id).disabled = true;
+    return;
+  }
+  let name = cleanName(params.get('name'));
+  if (!name) {
+    const me = await currentUser();
+    name = cleanName(savedName()) || me || '';
+    if (!name) {
+      state.phase = 'naming';
+      name = await askName(name);
+    }
+  }
+  state.name = name;
+  saveName(name);
+  $('local-name').textContent = `${name} (you)`;
+  $('local-initial').textContent = name.slice(0, 1).toUpperCase();
+  await startMedia();
+  state.phase = 'media';
+  connect();
+}
+
+main();

@@ -1,0 +1,47 @@
+import Foundation
+import SignalingProtocol
+
+/// Everything that configures a vcall server; the command line fills it from flags.
+///
+/// ```swift
+/// var configuration = VCallServerConfiguration()
+/// configuration.port = 0                      // any free port
+/// configuration.dataDirectory = "/tmp/vcall"  // SQLite lives here
+/// let app = try await buildApplication(configuration: configuration)
+/// try await app.runService()
+/// ```
+public struct VCallServerConfiguration: Sendable {
+    /// Address to listen on.
+    public var host: String = "127.0.0.1"
+    /// Port to listen on; 0 picks a free one (see `onServerRunning`).
+    public var port: Int = 8080
+    /// Folder that holds `vcall.sqlite` (accounts, sessions, API tokens); created when missing.
+    public var dataDirectory: String = "./vcall-data"
+    /// Every `join-room` and `call` needs a session cookie or an API token.
+    public var requireLogin: Bool = false
+    /// Largest room; a room's creator may ask for a smaller one.
+    public var roomCapacity: Int = SignalingLimits.defaultRoomCapacity
+    /// Largest accepted message in bytes; larger ones are answered with `too-large`.
+    public var maxMessageBytes: Int = SignalingLimits.defaultMaxMessageBytes
+    /// STUN/TURN servers handed to clients in `welcome`.
+    public var iceServers: [IceServer] = []
+    /// Sustained messages per second a connection may send.
+    public var rateLimitPerSecond: Double = 50
+    /// Messages a connection may send in one burst.
+    public var rateLimitBurst: Double = 200
+    /// Folder to serve the web app from instead of the files shipped in the package.
+    public var webRoot: String? = nil
+    /// bcrypt cost for passwords (4…31); tests lower it.
+    public var bcryptCost: UInt8 = 12
+    /// How long a login session lasts.
+    public var sessionLifetime: Duration = .seconds(30 * 24 * 3600)
+
+    public init() {}
+
+    /// Largest WebSocket frame the socket layer accepts before closing the connection (code 1009).
+    ///
+    /// Kept well above `maxMessageBytes` so the server itself reads an oversized message and answers `too-large`.
+    public var webSocketMaxFrameSize: Int {
+        max(maxMessageBytes * 4, 1 << 20)
+    }
+}

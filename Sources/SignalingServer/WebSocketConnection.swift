@@ -1,0 +1,117 @@
+import HTTPTypes
+import Hummingbird
+import HummingbirdWebSocket
+import Logging
+import NIOCore
+import SignalingProtocol
+
+/// Serves one WebSocket at `/ws`: authenticates, registers with the hub, then reads messages
+/// (assembling fragments, enforcing the size and rate limits) while a writer task drains the outbound queue.
+struct WebSocketConnection {
+    let hub: SignalingHub
+    let accounts: AccountStore
+    let configuration: VCallServerConfiguration
+    let metrics: ServerMetrics
+
+    func run(inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter, request: Request, logger: Logger) async {
+        let id = RandomToken.hex(byteCount: 12)
+        let credentials = await Authentication.identity(of: request, accounts: accounts)
+        let (stream, continuation) = AsyncStream<String>.makeStream(bufferingPolicy: .bufferingOldest(ClientHandle.queueLimit))
+        let handle = ClientHandle(id: id, continuation: continuation)
+        let guestName = "guest-" + RandomToken.hex(byteCount: 2)
+        await hub.connect(handle, name: credentials.identity?.name ?? guestName, identity: credentials.identity)
+        if credentials.rejected {
+            await hub.fail(
+                id, .unauthorized,
+                "the session or API token you sent is invalid or expired: you are connected as a guest; log in again or create a new token"
+            )
+        }
+
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask {
+                for await text in stream {
+                    do {
+                        try await outbound.write(.text(text))
+                    } catch {
+                        break
+                    }
+                }
+            }
+            group.addTask {
+                await self.readLoop(inbound: inbound, id: id, handle: handle, logger: logger)
+            }
+            await group.next()
+            group.cancelAll()
+        }
+        continuation.finish()
+        await hub.disconnect(id)
+    }
+
+    private func readLoop(inbound: WebSocketInboundStream, id: String, handle: ClientHandle, logger: Logger) async {
+        let limit = configuration.maxMessageBytes
+        var limiter = RateLimiter(perSecond: configuration.rateLimitPerSecond, burst: configuration.rateLimitBurst)
+        var buffer = ByteBuffer()
+        var size = 0
+        var isText = true
+        var inMessage = false
+        do {
+            for try await frame in inbound {
+                switch frame.opcode {
+                case .text, .binary:
+                    buffer.clear()
+                    size = 0
+                    isText = frame.opcode == .text
+                    inMessage = true
+                case .continuation:
+                    guard inMessage else { continue }
+                }
+                size += frame.data.readableBytes
+                if size <= limit {
+                    var data = frame.data
+                    buffer.writeBuffer(&data)
+                } else if buffer.readableBytes > 0 {
+                    buffer.clear()
+                }
+                guard frame.fin else { continue }
+                inMessage = false
+                await process(buffer: buffer, size: size, isText: isText, id: id, limiter: &limiter)
+                buffer.clear()
+            }
+        } catch {
+            logger.debug("websocket read ended", metadata: ["peer": "\(id)", "error": "\(error)"])
+        }
+    }
+
+    private func process(buffer: ByteBuffer, size: Int, isText: Bool, id: String, limiter: inout RateLimiter) async {
+        guard limiter.allow() else {
+            if limiter.shouldWarn() {
+                await hub.fail(
+                    id, .rateLimited,
+                    "too many messages: this connection may send \(Int(configuration.rateLimitPerSecond)) per second (bursts of \(Int(configuration.rateLimitBurst))); messages are being dropped, slow down"
+                )
+            } else {
+                metrics.countError(.rateLimited)
+            }
+            return
+        }
+        guard size <= configuration.maxMessageBytes else {
+            await hub.fail(
+                id, .tooLarge,
+                "the message is \(size) bytes; this server accepts at most \(configuration.maxMessageBytes): send smaller messages (one SDP or candidate each)"
+            )
+            return
+        }
+        guard isText else {
+            await hub.fail(id, .badJSON, "binary frames are not accepted: send each message as JSON in a text frame")
+            return
+        }
+        let message: ClientMessage
+        do {
+            message = try ClientMessage.parse(buffer.readableBytesView)
+        } catch {
+            await hub.fail(id, error.code, error.message)
+            return
+        }
+        await hub.handle(message, from: id)
+    }
+}

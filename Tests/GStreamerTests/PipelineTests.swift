@@ -1,0 +1,150 @@
+import Foundation
+import GStreamer
+import Synchronization
+import Testing
+
+/// Runs `pipeline` until end of stream (or an error), bounded in time.
+func runToEndOfStream(_ pipeline: Pipeline, timeout: Duration = .seconds(10)) async throws -> [BusMessage] {
+    let messages = pipeline.messages()
+    try pipeline.setState(.playing)
+    defer { try? pipeline.setState(.null) }
+    return try await withThrowingTaskGroup(of: [BusMessage].self) { group in
+        group.addTask {
+            var seen: [BusMessage] = []
+            for await message in messages {
+                seen.append(message)
+                if case .endOfStream = message { return seen }
+                if case .error(_, let text, _) = message { throw GStreamerError.stateChange(element: "test", target: .playing, message: text) }
+            }
+            return seen
+        }
+        group.addTask {
+            try await Task.sleep(for: timeout)
+            throw GStreamerError.invalidArgument("no end of stream within \(timeout)")
+        }
+        let result = try await group.next()!
+        group.cancelAll()
+        return result
+    }
+}
+
+@Suite("Pipelines, elements and the bus")
+struct PipelineTests {
+    init() throws { try GStreamer.initialize() }
+
+    @Test("initialize is idempotent and reports GStreamer's version")
+    func initializeTwice() throws {
+        try GStreamer.initialize()
+        try GStreamer.initialize()
+        #expect(GStreamer.version.hasPrefix("1."))
+        #expect(GStreamer.hasElement("webrtcbin"))
+        #expect(!GStreamer.hasElement("no-such-element"))
+    }
+
+    @Test("a launched pipeline plays to end of stream and the bus reports state changes and EOS")
+    func launchRunsToEndOfStream() async throws {
+        let pipeline = try Pipeline(launch: "videotestsrc num-buffers=5 ! fakesink name=sink")
+        let messages = try await runToEndOfStream(pipeline)
+        #expect(messages.contains { if case .endOfStream = $0 { true } else { false } })
+        #expect(messages.contains {
+            if case .stateChanged(_, _, let new, _) = $0, new == .playing { true } else { false }
+        })
+        #expect(pipeline.element(named: "sink")?.factoryName == "fakesink")
+    }
+
+    @Test("a single-element description still yields a pipeline")
+    func singleElementLaunch() throws {
+        let pipeline = try Pipeline(launch: "fakesrc name=only")
+        #expect(pipeline.element(named: "only") != nil)
+        #expect(pipeline.children.count == 1)
+    }
+
+    @Test("an invalid description throws GStreamer's parse message")
+    func invalidLaunch() {
+        #expect {
+            _ = try Pipeline(launch: "videotestsrc ! no-such-element-here")
+        } throws: { error in
+            guard case GStreamerError.parse(let message) = error else { return false }
+            return message.contains("no-such-element-here")
+        }
+    }
+
+    @Test("a missing plugin is a clear error naming the element and what to do")
+    func missingElement() {
+        #expect(throws: GStreamerError.missingElement(factory: "vcallnotathing")) {
+            _ = try Element(factory: "vcallnotathing")
+        }
+        #expect(GStreamerError.missingElement(factory: "x").description.contains("scripts/setup"))
+    }
+
+    @Test("a failed state change carries GStreamer's own error message")
+    func stateChangeFailure() throws {
+        let pipeline = try Pipeline(launch: "filesrc location=/nonexistent/vcall-missing-file ! fakesink")
+        #expect {
+            try pipeline.setState(.paused)
+        } throws: { error in
+            guard case GStreamerError.stateChange(_, let target, let message) = error else { return false }
+            return target == .paused && message.contains("vcall-missing-file")
+        }
+        try pipeline.setState(.null)
+    }
+
+    @Test("elements made from factories are added, linked and found by name")
+    func factoriesAndBins() async throws {
+        let pipeline = try Pipeline(name: "built")
+        let source = try Element(factory: "audiotestsrc", name: "tone")
+        try source.set("num-buffers", 4)
+        let convert = try Element(factory: "audioconvert")
+        let sink = try Element(factory: "fakesink", name: "out")
+        try pipeline.add(source, convert, sink)
+        try source.link(convert)
+        try convert.link(sink)
+        #expect(pipeline.element(named: "tone") == source)
+        #expect(source.parent == pipeline)
+        _ = try await runToEndOfStream(pipeline)
+    }
+
+    @Test("addChain puts elements straight into the bin and turns caps into capsfilters")
+    func addChain() throws {
+        let pipeline = try Pipeline()
+        let chain = try pipeline.addChain("videotestsrc ! video/x-raw,width=64,height=48 ! fakesink")
+        #expect(chain.map { $0.factoryName } == ["videotestsrc", "capsfilter", "fakesink"])
+        #expect(chain.allSatisfy { $0.parent == pipeline })
+    }
+
+    @Test("a bin from a description ghosts its unlinked pads")
+    func binFromDescription() throws {
+        let bin = try Bin(launch: "queue ! fakesink", ghostUnlinkedPads: true)
+        let sink = try #require(bin.staticPad("sink"))
+        #expect(sink is GhostPad)
+        #expect((sink as? GhostPad)?.target != nil)
+    }
+
+    @Test("bus messages reach several independent subscribers")
+    func twoSubscribers() async throws {
+        let pipeline = try Pipeline(launch: "videotestsrc num-buffers=2 ! fakesink")
+        let first = pipeline.messages(), second = pipeline.messages()
+        try pipeline.setState(.playing)
+        defer { try? pipeline.setState(.null) }
+        for stream in [first, second] {
+            var sawEOS = false
+            for await message in stream { if case .endOfStream = message { sawEOS = true; break } }
+            #expect(sawEOS)
+        }
+    }
+
+    @Test("callAsync runs on a GStreamer thread and may change state there")
+    func callAsync() async throws {
+        let pipeline = try Pipeline(launch: "fakesrc ! fakesink")
+        let caller = pthread_self()
+        let ran: pthread_t = await withCheckedContinuation { continuation in
+            pipeline.callAsync { element in
+                try? element.setState(.ready)
+                continuation.resume(returning: pthread_self())
+            }
+        }
+        #expect(ran != caller)
+        #expect(pipeline.currentState == .ready)
+        try pipeline.setState(.null)
+    }
+}
