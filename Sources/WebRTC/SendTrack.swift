@@ -39,8 +39,10 @@ struct SendTrack: Sendable {
         guard let filterSource = filter.staticPad("src"), let queueSink = queue.staticPad("sink"),
               let payloaderSink = payloader.staticPad("sink") else { throw GStreamerError.link("missing pads in send branch") }
         try filterSource.link(sink)
+        if codec.kind == .video, let transceiver = try? sink.get("transceiver").objectValue {
+            try? transceiver.set("do-nack", true)
+        }
         webrtcPad = sink
-        self.webrtc = webrtc
         let sent = counters.sentCounter(for: codec.kind)
         payloaderSink.addProbe(.buffer) { _ in
             sent.add(1)

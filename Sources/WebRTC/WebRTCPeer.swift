@@ -1,3 +1,4 @@
+import Foundation
 import CGStreamer
 import GStreamer
 import Logging
@@ -122,12 +123,21 @@ public actor WebRTCPeer {
             return nil
         })
         connections.append(try webrtc.connect("on-new-transceiver") { arguments in
-            // NACK lets the sender retransmit lost packets instead of waiting for the next keyframe.
-            if let transceiver = arguments.first?.objectValue, transceiver.hasProperty("do-nack") {
+            // NACK (with RTX) lets a video sender retransmit lost packets instead of waiting for a keyframe.
+            // Audio gets none: Chromium rejects an offer whose audio m-line carries RTX.
+            if let transceiver = arguments.first?.objectValue, (try? transceiver.get("kind").stringValue) == "video" {
                 try? transceiver.set("do-nack", true)
             }
             return nil
         })
+        if let pem = ProcessInfo.processInfo.environment["VCALL_DTLS_PEM_FILE"].flatMap({ try? String(contentsOfFile: $0, encoding: .utf8) }) {
+            connections.append(try webrtc.connect("deep-element-added") { arguments in
+                if arguments.count == 2, let element = arguments[1].objectValue as? Element, ["dtlsdec", "dtlssrtpdec"].contains(element.factoryName ?? "") {
+                    try? element.set("pem", pem)
+                }
+                return nil
+            })
+        }
         connections.append(try webrtc.connect("pad-added") { arguments in
             guard let pad = arguments.first?.objectValue as? Pad, pad.direction == .source else { return nil }
             guard let track = RemoteTrack(pad: pad, counters: shared.counters) else {
@@ -293,12 +303,14 @@ public actor WebRTCPeer {
         isClosed = true
         for connection in signalConnections { webrtc.disconnect(connection) }
         signalConnections.removeAll()
+        // Stopping webrtcbin first flushes its sink pads, releasing any branch thread that webrtcbin
+        // holds blocked (it blocks media until negotiation completes); only then can the branches stop.
+        try? webrtc.setState(.null)
         for var track in tracks { await track.unlink(from: pipeline) }
         tracks.removeAll()
         if ownsPipeline {
             try? pipeline.setState(.null)
         } else {
-            try? webrtc.setState(.null)
             try? pipeline.remove(webrtc)
         }
         continuation.finish()

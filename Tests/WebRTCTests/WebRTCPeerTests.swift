@@ -1,0 +1,134 @@
+import Foundation
+import GStreamer
+import Testing
+@testable import WebRTC
+
+/// Real peers over the network namespace's interfaces (scripts/netns-run), real media, bounded time.
+@Suite("WebRTCPeer with real media", .timeLimit(.minutes(2)))
+struct WebRTCPeerTests {
+    init() throws { try GStreamer.initialize() }
+
+    /// Waits until both kinds of frames keep arriving: at least `video` and `audio` decoded.
+    func expectFrames(_ call: LoopbackCall, video: Int, audio: Int, within timeout: Duration = .seconds(20)) async throws {
+        let deadline = ContinuousClock.now + timeout
+        while (call.decodedVideoFrames < video || call.decodedAudioFrames < audio) && ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        #expect(call.decodedVideoFrames >= video, "decoded video frames")
+        #expect(call.decodedAudioFrames >= audio, "decoded audio frames")
+    }
+
+    @Test("two peers in one process: A sends VP8 and Opus, B receives both tracks and decodes frames")
+    func pairCarriesVideoAndAudio() async throws {
+        var options = LoopbackCall.Options()
+        options.name = "pair"
+        let call = try await LoopbackCall.start(options: options)
+        defer { Task { await call.close() } }
+        _ = try await call.waitUntilConnected(timeout: .seconds(15))
+        _ = try await call.waitForFirstVideoFrame(timeout: .seconds(15))
+        try await expectFrames(call, video: 30, audio: 50)
+        let sent = try await call.sender.stats()
+        let received = try await call.receiver.stats()
+        #expect(sent.packetsSent > 0 && sent.bytesSent > 0)
+        #expect(sent.framesSent > 0)
+        #expect(received.packetsReceived > 0 && received.bytesReceived > 0)
+        #expect(received.framesReceived > 0)
+        #expect(received.packetsLost == 0)
+        await call.close()
+    }
+
+    @Test("candidates delivered before the remote description, shuffled and delayed, still connect")
+    func earlyShuffledCandidates() async throws {
+        var options = LoopbackCall.Options()
+        options.name = "early"
+        options.candidatesBeforeDescription = true
+        options.maximumCandidateDelay = .milliseconds(40)
+        let call = try await LoopbackCall.start(options: options)
+        _ = try await call.waitUntilConnected(timeout: .seconds(15))
+        try await expectFrames(call, video: 20, audio: 30)
+        await call.close()
+    }
+
+    @Test("five peer pairs in one process all connect and carry frames")
+    func fiveConcurrentPairs() async throws {
+        let calls = try await withThrowingTaskGroup(of: LoopbackCall.self) { group in
+            for index in 0..<5 {
+                group.addTask {
+                    var options = LoopbackCall.Options()
+                    options.name = "five\(index)"
+                    options.width = 160
+                    options.height = 120
+                    return try await LoopbackCall.start(options: options)
+                }
+            }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        for call in calls {
+            _ = try await call.waitUntilConnected(timeout: .seconds(30))
+        }
+        for call in calls { try await expectFrames(call, video: 15, audio: 25, within: .seconds(30)) }
+        for call in calls { await call.close() }
+    }
+
+    @Test("an answer keeps the payload types the offer used and stays sendrecv")
+    func answerKeepsOfferedPayloadTypes() async throws {
+        // A browser may number VP8 and Opus differently from GStreamer's defaults: renumber an offer.
+        let offererPipeline = try Pipeline(name: "pt-offerer")
+        let offerer = try WebRTCPeer(configuration: WebRTCConfiguration(name: "pt-a"), pipeline: offererPipeline)
+        let offererMedia = try TestMedia(pipeline: offererPipeline, prefix: "pt-a")
+        try await offerer.addTrack(.vp8, from: offererMedia.videoTee)
+        try await offerer.addTrack(.opus, from: offererMedia.audioTee)
+        try offererPipeline.setState(.playing)
+        let original = try await offerer.createOffer().sdp
+        let renumbered = original
+            .replacingOccurrences(of: "UDP/TLS/RTP/SAVPF 96", with: "UDP/TLS/RTP/SAVPF 120")
+            .replacingOccurrences(of: ":96 ", with: ":120 ")
+            .replacingOccurrences(of: "UDP/TLS/RTP/SAVPF 111", with: "UDP/TLS/RTP/SAVPF 109")
+            .replacingOccurrences(of: ":111 ", with: ":109 ")
+            .replacingOccurrences(of: "apt=96", with: "apt=120")
+            .replacingOccurrences(of: "apt=111", with: "apt=109")
+        #expect(renumbered.contains("a=rtpmap:120 VP8/90000"))
+
+        let answererPipeline = try Pipeline(name: "pt-answerer")
+        let answerer = try WebRTCPeer(configuration: WebRTCConfiguration(name: "pt-b"), pipeline: answererPipeline)
+        let answererMedia = try TestMedia(pipeline: answererPipeline, prefix: "pt-b")
+        try await answerer.addTrack(.vp8, from: answererMedia.videoTee)
+        try await answerer.addTrack(.opus, from: answererMedia.audioTee)
+        try answererPipeline.setState(.playing)
+        try await answerer.setRemoteDescription(SessionDescription(type: .offer, sdp: renumbered))
+        let answer = try await answerer.createAnswer()
+        let summary = SDPSummary(answer.sdp)
+        #expect(summary.firstPayloadType(kind: "video", encodingName: "VP8")?.payloadType == 120)
+        #expect(summary.firstPayloadType(kind: "audio", encodingName: "OPUS")?.payloadType == 109)
+        #expect(summary.media.allSatisfy { $0.direction == "sendrecv" }, "answer directions: \(summary.media.map(\.direction))")
+        await offerer.close()
+        await answerer.close()
+        try offererPipeline.setState(.null)
+        try answererPipeline.setState(.null)
+    }
+
+    @Test("a receive-only peer offers recvonly m-lines")
+    func receiveOnlyOffer() async throws {
+        let peer = try WebRTCPeer(configuration: WebRTCConfiguration(name: "recvonly"))
+        try await peer.addReceiveOnly(.vp8)
+        try await peer.addReceiveOnly(.opus)
+        let offer = try await peer.createOffer()
+        let summary = SDPSummary(offer.sdp)
+        #expect(summary.media.map(\.kind).sorted() == ["audio", "video"])
+        #expect(summary.media.allSatisfy { $0.direction == "recvonly" })
+        await peer.close()
+    }
+
+    @Test("a malformed remote description is an error, and a closed peer refuses work")
+    func badInput() async throws {
+        let peer = try WebRTCPeer(configuration: WebRTCConfiguration(name: "bad"))
+        await #expect(throws: WebRTCError.self) {
+            try await peer.setRemoteDescription(SessionDescription(type: .offer, sdp: "this is not sdp"))
+        }
+        await #expect(throws: WebRTCError.self) {
+            try await peer.createAnswer()
+        }
+        await peer.close()
+        await #expect(throws: WebRTCError.self) { _ = try await peer.createOffer() }
+    }
+}
