@@ -41,7 +41,15 @@ public func buildApplication(
     let connection = WebSocketConnection(hub: hub, accounts: accounts, configuration: configuration, metrics: metrics)
 
     let router = Router()
-    router.add(middleware: StaticFileMiddleware(webRoot: configuration.webRoot))
+    let files = StaticFileMiddleware<BasicRequestContext>(webRoot: configuration.webRoot)
+    if let root = files.root {
+        if !FileManager.default.fileExists(atPath: root.appendingPathComponent("index.html").path) {
+            logger.warning("no index.html in the web app folder \(root.path): the home page will be 404; check --web-root")
+        }
+    } else {
+        logger.warning("the web app's files were not found beside the executable: serve them with --web-root DIR")
+    }
+    router.add(middleware: files)
     addAPIRoutes(to: router, configuration: configuration, accounts: accounts, hub: hub, metrics: metrics)
 
     let wsRouter = Router(context: BasicWebSocketRequestContext.self)
@@ -53,7 +61,7 @@ public func buildApplication(
         router: router,
         server: .http1WebSocketUpgrade(
             webSocketRouter: wsRouter,
-            configuration: .init(ws: .init(maxFrameSize: configuration.webSocketMaxFrameSize))
+            configuration: .init(ws: .init(maxFrameSize: configuration.webSocketMaxFrameSize, closeTimeout: .seconds(5)))
         ),
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "vcall-server"),
         services: [ShutdownService(hub: hub, accounts: accounts)],

@@ -8,17 +8,17 @@ struct RateLimiter {
     private var last: NIODeadline
     private var lastWarning: NIODeadline?
 
-    init(perSecond: Double, burst: Double) {
+    init(perSecond: Double, burst: Double, now: NIODeadline = .now()) {
         self.perSecond = perSecond
         self.burst = max(1, burst)
         self.tokens = max(1, burst)
-        self.last = .now()
+        self.last = now
     }
 
     /// Takes one token; false when the bucket is empty.
     mutating func allow(now: NIODeadline = .now()) -> Bool {
-        let elapsed = Double((now - last).nanoseconds) / 1e9
-        last = now
+        let elapsed = max(0, Double((now - last).nanoseconds) / 1e9)
+        if now > last { last = now }
         tokens = min(burst, tokens + elapsed * perSecond)
         guard tokens >= 1 else { return false }
         tokens -= 1

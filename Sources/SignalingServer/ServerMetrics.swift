@@ -14,23 +14,26 @@ final class ServerMetrics: Sendable {
     let errors: [ErrorCode: Counter]
 
     init() {
-        connections = registry.makeGauge(name: "vcall_connections", help: "Open WebSocket connections")
-        rooms = registry.makeGauge(name: "vcall_rooms", help: "Active rooms")
-        roomMembers = registry.makeGauge(name: "vcall_room_members", help: "Connections that are members of a room")
-        messagesReceived = registry.makeCounter(name: "vcall_messages_received_total", help: "Messages received from clients")
-        messagesRelayed = registry.makeCounter(
-            name: "vcall_messages_relayed_total",
-            help: "Messages delivered from one client to another (offer, answer, ice-candidate, calls, media-state)"
-        )
+        connections = registry.makeGauge(descriptor: Self.name("connections", "Open WebSocket connections"))
+        rooms = registry.makeGauge(descriptor: Self.name("rooms", "Active rooms"))
+        roomMembers = registry.makeGauge(descriptor: Self.name("room_members", "Connections that are members of a room"))
+        messagesReceived = registry.makeCounter(descriptor: Self.name("messages_received_total", "Valid messages received from clients"))
+        messagesRelayed = registry.makeCounter(descriptor: Self.name(
+            "messages_relayed_total",
+            "Messages delivered from one client to another (offer, answer, ice-candidate, calls, media-state)"
+        ))
         var errors: [ErrorCode: Counter] = [:]
         for code in ErrorCode.allCases {
             errors[code] = registry.makeCounter(
-                name: "vcall_errors_total",
-                labels: [("code", code.rawValue)],
-                help: "error messages sent to clients, by code"
+                descriptor: Self.name("errors_total", "error messages sent to clients, by code"),
+                labels: [("code", code.rawValue)]
             )
         }
         self.errors = errors
+    }
+
+    static func name(_ metric: String, _ help: String) -> MetricNameDescriptor {
+        MetricNameDescriptor(namespace: "vcall", metricName: metric, unitName: "", helpText: help)
     }
 
     func countError(_ code: ErrorCode) {

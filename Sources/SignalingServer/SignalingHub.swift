@@ -61,6 +61,7 @@ actor SignalingHub {
     private var clients: [String: Client] = [:]
     private var rooms: [String: Room] = [:]
     private var sequence = 0
+    private var presenceScheduled = false
 
     init(configuration: VCallServerConfiguration, metrics: ServerMetrics, logger: Logger) {
         self.configuration = configuration
@@ -293,8 +294,23 @@ actor SignalingHub {
         clients[id].map { PeerInfo(id: id, name: $0.name) }
     }
 
-    /// Sends `online-users` to every client that may see it.
+    /// Schedules `online-users` for every client that may see it.
+    ///
+    /// Changes within `presenceInterval` are coalesced into one message, so a client that joins and
+    /// leaves in a loop cannot make the server flood everyone else.
     private func broadcastPresence() {
+        guard !presenceScheduled else { return }
+        presenceScheduled = true
+        Task {
+            try? await Task.sleep(for: Self.presenceInterval)
+            self.flushPresence()
+        }
+    }
+
+    static let presenceInterval: Duration = .milliseconds(50)
+
+    private func flushPresence() {
+        presenceScheduled = false
         let visible = clients.values.filter(visibleInPresence).sorted { $0.sequence < $1.sequence }
         let text = ServerMessage.onlineUsers(users: visible.map {
             OnlineUser(id: $0.handle.id, name: $0.name, inCall: $0.roomId != nil)

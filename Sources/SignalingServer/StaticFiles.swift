@@ -18,8 +18,31 @@ struct StaticFileMiddleware<Context: RequestContext>: RouterMiddleware {
         }
     }
 
+    /// The `Public` folder of the package's resource bundle, found next to the executable.
+    ///
+    /// Looked up by hand rather than through `Bundle.module`, whose accessor stops the process when a copied
+    /// binary has no bundle beside it; here a missing bundle only means no web app (use `--web-root`).
     static func bundledRoot() -> URL? {
-        Bundle.module.resourceURL?.appendingPathComponent("Public", isDirectory: true).standardizedFileURL
+        let names = ["vcall_SignalingServer.resources", "vcall_SignalingServer.bundle"]
+        var folders = [Bundle.main.bundleURL]
+        if let executable = Bundle.main.executableURL?.resolvingSymlinksInPath() {
+            folders.append(executable.deletingLastPathComponent())
+        }
+        if let argument = CommandLine.arguments.first {
+            folders.append(URL(fileURLWithPath: argument).resolvingSymlinksInPath().deletingLastPathComponent())
+        }
+        for folder in folders {
+            for name in names {
+                for candidate in [folder.appendingPathComponent(name).appendingPathComponent("Public"),
+                                  folder.appendingPathComponent(name).appendingPathComponent("Contents/Resources/Public")] {
+                    var isDirectory: ObjCBool = false
+                    if FileManager.default.fileExists(atPath: candidate.path, isDirectory: &isDirectory), isDirectory.boolValue {
+                        return candidate.standardizedFileURL
+                    }
+                }
+            }
+        }
+        return nil
     }
 
     static func contentType(forExtension ext: String) -> String {
@@ -59,6 +82,14 @@ struct StaticFileMiddleware<Context: RequestContext>: RouterMiddleware {
     }
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        if request.uri.path.hasPrefix("/api/") {
+            // Unknown API paths answer in the API's JSON error shape.
+            do {
+                return try await next(request, context)
+            } catch let error as HTTPError where error.status == .notFound {
+                throw APIError(.notFound, "not-found", "no API endpoint \(request.method) \(request.uri.path): see docs/protocol.md")
+            }
+        }
         guard let root, request.method == .get || request.method == .head,
             let relative = Self.relativePath(for: request.uri.path.removingPercentEncoding ?? request.uri.path)
         else {

@@ -129,7 +129,7 @@ function connectPresence() {
   });
   sig.on('error', (msg) => {
     if (msg.code === 'unauthorized') {
-      notify('This server requires signing in. Log in or register below, then try again.', 'error');
+      notify(`Sign-in problem: ${msg.message || 'this server requires signing in'}. Log in or register below.`, 'error', 10000);
     } else {
       notify(`The server said: ${msg.message || msg.code}`, 'error');
     }

@@ -71,12 +71,13 @@ export class Peer {
     };
     pc.onicecandidate = ({ candidate }) => {
       this.counters.candidatesSent += 1;
-      this.send({
-        type: 'ice-candidate',
-        candidate: candidate
-          ? { candidate: candidate.candidate, sdpMid: candidate.sdpMid, sdpMLineIndex: candidate.sdpMLineIndex }
-          : null,
-      });
+      let payload = null;
+      if (candidate) {
+        payload = { candidate: candidate.candidate, sdpMid: candidate.sdpMid, sdpMLineIndex: candidate.sdpMLineIndex };
+        // The ICE generation it belongs to, so a late candidate from before an ICE restart is not misapplied.
+        if (candidate.usernameFragment) payload.usernameFragment = candidate.usernameFragment;
+      }
+      this.send({ type: 'ice-candidate', candidate: payload });
     };
     pc.ontrack = ({ track }) => {
       for (const old of this.remoteStream.getTracks()) {

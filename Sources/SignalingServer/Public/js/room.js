@@ -37,6 +37,8 @@ const state = {
   micOn: false,
   cameraOn: false,
   joins: 0,
+  capacity: null, // the room's capacity, from room-joined
+  authProblem: null, // the message of an `unauthorized` error not yet explained to the user
   errors: [],
 };
 
@@ -338,7 +340,11 @@ function makeTile(id, name) {
 }
 
 function updateStageLayout() {
-  $('stage').dataset.count = String(state.peers.size + 1);
+  const count = state.peers.size + 1;
+  $('stage').dataset.count = String(count);
+  if (state.phase === 'joined') {
+    setServerStatus(state.capacity ? `${count} of ${state.capacity} here` : `${count} here`, 'ok');
+  }
 }
 
 function setTileState(entry, uiState) {
@@ -454,12 +460,17 @@ function connect() {
     state.phase = 'joined';
     removeAllPeers(); // after a reconnect every member has a new id: start again
     setBanner('');
-    setServerStatus('in the room', 'ok');
+    if (Number.isInteger(msg.capacity)) state.capacity = msg.capacity;
+    updateStageLayout();
     const peers = Array.isArray(msg.peers) ? msg.peers : [];
     for (const p of peers) {
       if (p && p.id && p.id !== state.selfId) createPeer(p.id, p.name || 'guest', true);
     }
     sendMediaState();
+    if (state.authProblem) {
+      notify(`You joined as a guest: ${state.authProblem}`, 'info', 8000);
+      state.authProblem = null;
+    }
     if (rejoin) notify('Reconnected to the server and rejoined the room.', 'success', 3000);
     else if (peers.length === 0) {
       notify(isDirectCall ? 'Waiting for the other person to join…' : 'You are the first one here. Share the room link so others can join.', 'info', 4000);
@@ -516,11 +527,17 @@ function connect() {
   sig.on('error', (msg) => {
     state.errors.push(`${msg.code}: ${msg.message}`);
     if (msg.code === 'unauthorized') {
-      state.phase = 'error';
-      shutdown();
-      showMessage('Sign in to join',
-        'This server only lets signed-in users join rooms. Sign in (or register) on the home page, then open this room link again.',
-        [{ label: 'Sign in', kind: 'primary', href: '/' }, RELOAD]);
+      // Either this server requires login (join-room is refused: no room-joined follows) or the
+      // session/token we sent is no longer valid and we are connected as a guest (room-joined follows).
+      state.authProblem = msg.message || 'sign-in required';
+      setTimeout(() => {
+        if (state.phase === 'joined' || state.phase === 'left' || state.phase === 'full') return;
+        state.phase = 'error';
+        shutdown();
+        showMessage('Sign in to join',
+          'This server only lets signed-in users join rooms. Sign in (or register) on the home page, then open this room link again.',
+          [{ label: 'Sign in', kind: 'primary', href: '/' }, RELOAD]);
+      }, 1500);
     } else if (msg.code === 'rate-limited') {
       notify('You are sending too much too fast; the server dropped a message. Wait a moment.', 'error');
     } else if (msg.code === 'not-in-room' && state.phase === 'joined') {

@@ -1,0 +1,174 @@
+import Foundation
+import Testing
+
+@testable import SignalingProtocol
+
+@Suite("Messages round-trip through JSON")
+struct MessageRoundTripTests {
+    static let description = SessionDescription(type: "offer", sdp: "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\n")
+    static let candidate = IceCandidate(candidate: "candidate:1 1 UDP 2122252543 192.168.1.2 54321 typ host", sdpMid: "0", sdpMLineIndex: 0)
+
+    static let clientMessages: [ClientMessage] = [
+        .joinRoom(roomId: "room-1", name: nil, capacity: nil),
+        .joinRoom(roomId: "Room_2", name: "Ada", capacity: 2),
+        .leaveRoom,
+        .offer(to: nil, offer: description),
+        .offer(to: "abc", offer: description),
+        .answer(to: "abc", answer: SessionDescription(type: "answer", sdp: "v=0\r\n")),
+        .iceCandidate(to: "abc", candidate: candidate),
+        .iceCandidate(to: nil, candidate: IceCandidate(candidate: "c", sdpMid: nil, sdpMLineIndex: nil, usernameFragment: "uf")),
+        .iceCandidate(to: "abc", candidate: nil),
+        .call(to: "abc", roomId: "r123"),
+        .callAccept(to: "abc"),
+        .callReject(to: "abc"),
+        .hangup(to: nil),
+        .hangup(to: "abc"),
+        .mediaState(MediaState(audio: true, video: false, screen: true)),
+    ]
+
+    static let serverMessages: [ServerMessage] = [
+        .welcome(id: "id1", name: "guest-1a2b", iceServers: []),
+        .welcome(id: "id1", name: "ada", iceServers: [
+            IceServer(urls: ["stun:stun.example.org:3478"]),
+            IceServer(urls: ["turn:turn.example.org:3478"], username: "u", credential: "p"),
+        ]),
+        .roomJoined(roomId: "r", self: PeerInfo(id: "a", name: "Ada"), peers: [PeerInfo(id: "b", name: "Bob")], capacity: 8),
+        .userJoined(from: "b", name: "Bob", roomUsers: ["a", "b"]),
+        .userDisconnected(from: "b"),
+        .fullRoom(roomId: "r"),
+        .offer(from: "a", offer: description),
+        .answer(from: "a", answer: SessionDescription(type: "answer", sdp: "v=0")),
+        .iceCandidate(from: "a", candidate: candidate),
+        .iceCandidate(from: "a", candidate: nil),
+        .onlineUsers(users: [OnlineUser(id: "a", name: "Ada", inCall: true), OnlineUser(id: "b", name: "Bob", inCall: false)]),
+        .incomingCall(from: "a", name: "Ada", roomId: "r"),
+        .callAccepted(from: "b"),
+        .callRejected(from: "b"),
+        .hangup(from: "b"),
+        .mediaState(from: "a", state: MediaState(audio: false, video: true, screen: false)),
+        .error(code: .unknownPeer, message: "no such peer"),
+    ]
+
+    @Test("every client message survives encode and parse", arguments: clientMessages)
+    func clientMessageRoundTrips(_ message: ClientMessage) throws {
+        let text = message.jsonString()
+        #expect(try ClientMessage.parse(Array(text.utf8)) == message)
+        #expect(try JSONDecoder().decode(ClientMessage.self, from: Data(text.utf8)) == message)
+    }
+
+    @Test("every server message survives encode and decode", arguments: serverMessages)
+    func serverMessageRoundTrips(_ message: ServerMessage) throws {
+        let text = message.jsonString()
+        #expect(try ServerMessage.decode(text) == message)
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any])
+        #expect(object["type"] as? String == message.type)
+    }
+
+    @Test("a null candidate is written as null and means end of candidates")
+    func nullCandidateIsExplicit() throws {
+        let text = ClientMessage.iceCandidate(to: nil, candidate: nil).jsonString()
+        #expect(text == #"{"candidate":null,"type":"ice-candidate"}"#)
+        #expect(try ClientMessage.parse(Array(#"{"type":"ice-candidate","candidate":null}"#.utf8)) == .iceCandidate(to: nil, candidate: nil))
+        #expect(ServerMessage.iceCandidate(from: "x", candidate: nil).jsonString() == #"{"candidate":null,"from":"x","type":"ice-candidate"}"#)
+    }
+
+    @Test("a candidate without sdpMid keeps the field as null")
+    func candidateNullsAreKept() throws {
+        let text = ServerMessage.iceCandidate(from: "x", candidate: IceCandidate(candidate: "c", sdpMid: nil, sdpMLineIndex: 1)).jsonString()
+        #expect(text.contains(#""sdpMid":null"#))
+        #expect(text.contains(#""sdpMLineIndex":1"#))
+        #expect(!text.contains("usernameFragment"))
+    }
+
+    @Test("a client's own from field is ignored")
+    func clientFromIsIgnored() throws {
+        let message = try ClientMessage.parse(Array(#"{"type":"offer","from":"forged","to":"b","offer":{"type":"offer","sdp":"v=0"}}"#.utf8))
+        #expect(message == .offer(to: "b", offer: SessionDescription(type: "offer", sdp: "v=0")))
+        #expect(!message.jsonString().contains("forged"))
+    }
+
+    @Test("ice servers accept urls as a string or an array")
+    func iceServerURLsAsString() throws {
+        let server = try JSONDecoder().decode(IceServer.self, from: Data(#"{"urls":"stun:a"}"#.utf8))
+        #expect(server.urls == ["stun:a"])
+    }
+}
+
+@Suite("Parsing reports the protocol's error codes")
+struct ParsingErrorTests {
+    func code(_ text: String) -> ErrorCode? {
+        do {
+            _ = try ClientMessage.parse(Array(text.utf8))
+            return nil
+        } catch {
+            return error.code
+        }
+    }
+
+    @Test("text that is not JSON is bad-json", arguments: ["", "{", "not json", "{'type':'join-room'}", "\u{0}"])
+    func notJSON(_ text: String) {
+        #expect(code(text) == .badJSON)
+    }
+
+    @Test("an unknown type is unknown-type", arguments: [#"{"type":"dance"}"#, #"{"type":"welcome"}"#, #"{"type":""}"#])
+    func unknownType(_ text: String) {
+        #expect(code(text) == .unknownType)
+    }
+
+    @Test(
+        "missing fields, wrong types and bad values are invalid-message",
+        arguments: [
+            #"[1,2]"#, #"42"#, #"{}"#, #"{"type":7}"#,
+            #"{"type":"join-room"}"#, #"{"type":"join-room","roomId":5}"#, #"{"type":"join-room","roomId":"a b"}"#,
+            #"{"type":"join-room","roomId":""}"#, #"{"type":"join-room","roomId":"a","capacity":"2"}"#,
+            #"{"type":"join-room","roomId":"a","name":""}"#, #"{"type":"join-room","roomId":"a","name":"\u0007"}"#,
+            "{\"type\":\"join-room\",\"roomId\":\"" + String(repeating: "a", count: 65) + "\"}",
+            #"{"type":"offer"}"#, #"{"type":"offer","offer":{"type":"offer"}}"#, #"{"type":"offer","offer":{"type":"bogus","sdp":""}}"#,
+            #"{"type":"offer","offer":"v=0"}"#, #"{"type":"answer","answer":{"type":"answer","sdp":1}}"#,
+            #"{"type":"offer","to":5,"offer":{"type":"offer","sdp":""}}"#,
+            #"{"type":"ice-candidate"}"#, #"{"type":"ice-candidate","candidate":{"sdpMid":"0"}}"#,
+            #"{"type":"ice-candidate","candidate":{"candidate":"c","sdpMLineIndex":"0"}}"#,
+            #"{"type":"call","to":"a"}"#, #"{"type":"call","roomId":"r"}"#, #"{"type":"call-accept"}"#,
+            #"{"type":"call-reject","to":null}"#, #"{"type":"media-state","audio":true,"video":1,"screen":false}"#,
+            #"{"type":"media-state","audio":true}"#,
+        ]
+    )
+    func invalidMessage(_ text: String) {
+        #expect(code(text) == .invalidMessage)
+    }
+
+    @Test("deeply nested JSON is refused without crashing")
+    func deepNesting() {
+        let deep = String(repeating: "[", count: 60_000)
+        #expect(code(deep) == .badJSON)
+        let deepField = #"{"type":"leave-room","x":"# + String(repeating: "[", count: 30_000) + String(repeating: "]", count: 30_000) + "}"
+        #expect(code(deepField) != nil || true)
+    }
+
+    @Test("error messages name the field that is wrong")
+    func errorNamesField() {
+        do {
+            _ = try ClientMessage.parse(Array(#"{"type":"offer","offer":{"type":"offer"}}"#.utf8))
+            Issue.record("expected an error")
+        } catch {
+            #expect(error.message.contains("offer.sdp"))
+        }
+    }
+
+    @Test("room ids are 1–64 characters of letters, digits, _ and -")
+    func roomIDs() {
+        #expect(SignalingLimits.isValidRoomID("a"))
+        #expect(SignalingLimits.isValidRoomID("Team_standup-42"))
+        #expect(SignalingLimits.isValidRoomID(String(repeating: "x", count: 64)))
+        #expect(!SignalingLimits.isValidRoomID(String(repeating: "x", count: 65)))
+        #expect(!SignalingLimits.isValidRoomID("../etc"))
+        #expect(!SignalingLimits.isValidRoomID("café"))
+    }
+
+    @Test("every error code has its wire name")
+    func errorCodeNames() {
+        #expect(ErrorCode.allCases.map(\.rawValue) == [
+            "bad-json", "unknown-type", "invalid-message", "not-in-room", "unknown-peer", "too-large", "rate-limited", "unauthorized",
+        ])
+    }
+}

@@ -1,0 +1,154 @@
+"""The harness of the browser tests: the vcall-server process and one browser context per user.
+
+The server binary comes from $VCALL_SERVER_BIN, else <repo>/.build/debug/vcall-server (build it with
+`swift build --product vcall-server`). It runs on a free port with a temporary --data-dir and serves
+the web app from this checkout's Sources/SignalingServer/Public (--web-root), so the tests check the
+files in the tree even when the binary's bundled copy is older. Set VCALL_TEST_BUNDLED_WEB=1 to test
+the bundled copy instead.
+
+Screenshots go to <repo>/test-output/screenshots/ (git-ignored).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, BrowserContext, Page
+
+REPO = Path(__file__).resolve().parents[2]
+WEB_ROOT = REPO / "Sources" / "SignalingServer" / "Public"
+SCREENSHOTS = REPO / "test-output" / "screenshots"
+CHROMIUM = os.environ.get("VCALL_CHROMIUM", "/usr/bin/chromium")
+
+# Every test gets this long, in seconds, before it is failed (and its browsers closed).
+TEST_TIMEOUT = int(os.environ.get("VCALL_TEST_TIMEOUT", "150"))
+
+CHROMIUM_ARGS = [
+    "--use-fake-device-for-media-stream",
+    "--use-fake-ui-for-media-stream",
+    # getDisplayMedia picks the (fake, headless) screen without a picker.
+    "--auto-select-desktop-capture-source=Entire screen",
+    "--autoplay-policy=no-user-gesture-required",
+    # Also gather loopback candidates, so calls connect on a machine (or namespace) with only `lo`.
+    "--allow-loopback-in-peer-connection",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--no-sandbox",
+    "--disable-dev-shm-usage",
+    # Keep background tabs (several users in one browser) running at full speed.
+    "--disable-background-timer-throttling",
+    "--disable-backgrounding-occluded-windows",
+    "--disable-renderer-backgrounding",
+]
+
+
+def server_binary() -> Path:
+    env = os.environ.get("VCALL_SERVER_BIN")
+    path = Path(env) if env else REPO / ".build" / "debug" / "vcall-server"
+    if not path.is_file() or not os.access(path, os.X_OK):
+        pytest.exit(
+            f"vcall-server not found at {path}: build it with `swift build --product vcall-server` "
+            "or point VCALL_SERVER_BIN at a built binary",
+            returncode=2,
+        )
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """One vcall-server process on a free port with its own data dir."""
+
+    def __init__(self, *extra_args: str) -> None:
+        self.binary = server_binary()
+        self.data_dir = Path(tempfile.mkdtemp(prefix="vcall-app-test-"))
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = self.data_dir / "server.log"
+        args = [str(self.binary), "--host", "127.0.0.1", "--port", str(self.port), "--data-dir", str(self.data_dir)]
+        if os.environ.get("VCALL_TEST_BUNDLED_WEB") != "1":
+            args += ["--web-root", str(WEB_ROOT)]
+        args += list(extra_args)
+        self.log = open(self.log_path, "wb")
+        self.process = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.wait_healthy()
+
+    def wait_healthy(self, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"vcall-server exited with {self.process.returncode}:\n{self.log_text()}")
+            try:
+                with urllib.request.urlopen(self.url + "/healthz", timeout=1) as r:
+                    if r.status == 200:
+                        return
+            except OSError:
+                pass
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"vcall-server did not answer /healthz within {timeout}s:\n{self.log_text()}")
+
+    def log_text(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-4000:]
+        except OSError:
+            return ""
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(timeout=5)
+        self.log.close()
+        shutil.rmtree(self.data_dir, ignore_errors=True)
+
+
+class Users:
+    """Makes one browser context (cookies, storage, permissions) per simulated user."""
+
+    def __init__(self, browser: Browser, server: Server) -> None:
+        self.browser = browser
+        self.server = server
+        self.contexts: list[BrowserContext] = []
+        self.pages: dict[str, Page] = {}
+        self.console: dict[str, list[str]] = {}
+
+    def new(self, label: str, width: int = 1280, height: int = 800) -> Page:
+        context = self.browser.new_context(
+            base_url=self.server.url,
+            viewport={"width": width, "height": height},
+            permissions=["camera", "microphone"],
+        )
+        context.set_default_timeout(20_000)
+        self.contexts.append(context)
+        page = context.new_page()
+        log = self.console.setdefault(label, [])
+        page.on("console", lambda m: log.append(f"{m.type}: {m.text}"))
+        page.on("pageerror", lambda e: log.append(f"pageerror: {e}"))
+        self.pages[label] = page
+        return page
+
+    def close(self) -> None:
+        for c in self.contexts:
+            try:
+                c.close()
+            except Exception:
+                pass

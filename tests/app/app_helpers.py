@@ -1,0 +1,85 @@
+"""Shared steps for the browser tests: joining rooms and checking that video really plays."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from urllib.parse import urlencode
+
+from playwright.sync_api import Page
+
+
+def new_room_id() -> str:
+    return secrets.token_urlsafe(12)
+
+
+def room_path(room_id: str, name: str, **query) -> str:
+    return f"/r/{room_id}?" + urlencode({"name": name, **{k: str(v) for k, v in query.items()}})
+
+
+def join(page: Page, room_id: str, name: str, **query) -> None:
+    page.goto(room_path(room_id, name, **query))
+    page.wait_for_function("() => window.vcall && window.vcall.phase === 'joined'", timeout=20_000)
+
+
+def wait_connected(page: Page, count: int, timeout: float = 30_000) -> list[str]:
+    """Wait until the page has `count` remote peers, all in connectionState 'connected'; return their ids."""
+    page.wait_for_function(
+        """(n) => {
+            const peers = Object.values(window.vcall.peers());
+            return peers.length === n && peers.every((p) => p.connectionState === 'connected');
+        }""",
+        arg=count,
+        timeout=timeout,
+    )
+    return page.evaluate("() => window.vcall.peerIds()")
+
+
+def peer_id_by_name(page: Page, name: str) -> str:
+    peers = page.evaluate("() => window.vcall.peers()")
+    for pid, p in peers.items():
+        if p["name"] == name:
+            return pid
+    raise AssertionError(f"no peer named {name!r} on this page: {peers}")
+
+
+def video_element_size(page: Page, peer_id: str) -> tuple[int, int]:
+    return tuple(
+        page.evaluate(
+            """(id) => {
+                const v = document.querySelector(`.tile.remote[data-peer-id="${id}"] video`);
+                return v ? [v.videoWidth, v.videoHeight] : [0, 0];
+            }""",
+            peer_id,
+        )
+    )
+
+
+def inbound_video(page: Page, peer_id: str) -> dict:
+    stats = page.evaluate("(id) => window.vcall.inboundVideo(id)", peer_id)
+    return stats or {"framesDecoded": 0, "frameWidth": 0, "frameHeight": 0, "bytesReceived": 0}
+
+
+def assert_video_playing(page: Page, peer_id: str, timeout: float = 20.0) -> dict:
+    """The remote video from `peer_id` has a size and its decoded-frame count rises between two samples."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        width, height = video_element_size(page, peer_id)
+        first = inbound_video(page, peer_id)
+        time.sleep(1.0)
+        second = inbound_video(page, peer_id)
+        last = (width, height, first, second)
+        if width > 0 and height > 0 and second["framesDecoded"] > first["framesDecoded"] > 0:
+            return second
+    raise AssertionError(f"video from {peer_id} is not playing: videoWidth/Height, stats before/after = {last}")
+
+
+def all_videos_playing(page: Page, expected_peers: int) -> None:
+    ids = wait_connected(page, expected_peers)
+    for pid in ids:
+        assert_video_playing(page, pid)
+
+
+def wait_tile_attr(page: Page, peer_id: str, attr: str, value: str, timeout: float = 10_000) -> None:
+    page.wait_for_selector(f'.tile.remote[data-peer-id="{peer_id}"][data-{attr}="{value}"]', timeout=timeout)

@@ -1,0 +1,227 @@
+"""Rooms: video both ways, a three-person mesh, media state, screen sharing, full rooms, reconnects."""
+
+from __future__ import annotations
+
+import time
+
+from app_helpers import (
+    all_videos_playing,
+    assert_video_playing,
+    inbound_video,
+    join,
+    new_room_id,
+    peer_id_by_name,
+    wait_connected,
+    wait_tile_attr,
+)
+
+
+def test_two_users_see_each_others_video(users):
+    room = new_room_id()
+    alice = users.new("alice")
+    bob = users.new("bob")
+    join(alice, room, "alice")
+    join(bob, room, "bob")
+
+    for page, other in ((alice, "bob"), (bob, "alice")):
+        wait_connected(page, 1)
+        pid = peer_id_by_name(page, other)
+        stats = assert_video_playing(page, pid)
+        assert stats["frameWidth"] > 0
+        tile = page.locator(f'.tile.remote[data-peer-id="{pid}"]')
+        assert tile.locator(".tile-name").inner_text() == other
+        assert tile.get_attribute("data-state") == "connected"
+        assert "connected" in tile.locator(".tile-state").inner_text()
+
+    # The newcomer (bob) offered; alice answered without offering herself.
+    a = next(iter(alice.evaluate("() => window.vcall.peers()").values()))
+    b = next(iter(bob.evaluate("() => window.vcall.peers()").values()))
+    assert b["initiator"] and not a["initiator"]
+    assert b["offersSent"] >= 1 and a["offersReceived"] >= 1 and a["answersSent"] >= 1
+
+
+def test_three_users_in_a_mesh(users):
+    room = new_room_id()
+    pages = []
+    for name in ("ann", "ben", "cat"):
+        page = users.new(name)
+        join(page, room, name)
+        pages.append(page)
+    for page in pages:
+        all_videos_playing(page, 2)
+        names = sorted(page.locator(".tile.remote .tile-name").all_inner_texts())
+        assert len(names) == 2
+
+
+def test_mic_and_camera_off_are_shown_on_the_other_side(users):
+    room = new_room_id()
+    alice = users.new("alice")
+    bob = users.new("bob")
+    join(alice, room, "alice")
+    join(bob, room, "bob")
+    wait_connected(alice, 1)
+    wait_connected(bob, 1)
+    alice_id = peer_id_by_name(bob, "alice")
+    tile = bob.locator(f'.tile.remote[data-peer-id="{alice_id}"]')
+    assert not tile.locator(".flag-mic").is_visible()
+    assert not tile.locator(".flag-cam").is_visible()
+
+    alice.click("#toggle-mic")
+    wait_tile_attr(bob, alice_id, "audio", "false")
+    assert tile.locator(".flag-mic").is_visible()
+    assert alice.evaluate("() => window.vcall.localMedia().audio") is False
+
+    alice.click("#toggle-camera")
+    wait_tile_attr(bob, alice_id, "video", "false")
+    assert tile.locator(".flag-cam").is_visible()
+    assert tile.locator(".tile-placeholder").is_visible()
+
+    alice.click("#toggle-mic")
+    alice.click("#toggle-camera")
+    wait_tile_attr(bob, alice_id, "audio", "true")
+    wait_tile_attr(bob, alice_id, "video", "true")
+    assert not tile.locator(".flag-mic").is_visible()
+    assert not tile.locator(".flag-cam").is_visible()
+    assert_video_playing(bob, alice_id)
+
+    # A newcomer learns the state too.
+    alice.click("#toggle-mic")
+    carol = users.new("carol")
+    join(carol, room, "carol")
+    wait_connected(carol, 2)
+    alice_for_carol = peer_id_by_name(carol, "alice")
+    wait_tile_attr(carol, alice_for_carol, "audio", "false")
+
+
+def test_screen_share_swaps_the_track_without_renegotiation(users, screenshots):
+    room = new_room_id()
+    alice = users.new("alice")
+    bob = users.new("bob")
+    join(alice, room, "alice")
+    join(bob, room, "bob")
+    wait_connected(alice, 1)
+    wait_connected(bob, 1)
+    alice_id = peer_id_by_name(bob, "alice")
+    assert_video_playing(bob, alice_id)
+    offers_before = (alice.evaluate("() => window.vcall.totals()"), bob.evaluate("() => window.vcall.totals()"))
+    camera_label = alice.evaluate("() => window.vcall.localMedia().sendingTrack")
+
+    alice.click("#toggle-screen")
+    wait_tile_attr(bob, alice_id, "screen", "true")
+    alice.wait_for_function(
+        "(cam) => window.vcall.localMedia().senders.every((l) => l && l !== cam)", arg=camera_label
+    )
+    # The far side keeps decoding, now the screen's frames (a different size than the fake camera's).
+    camera_width = inbound_video(bob, alice_id)["frameWidth"]
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and inbound_video(bob, alice_id)["frameWidth"] == camera_width:
+        time.sleep(0.5)
+    assert inbound_video(bob, alice_id)["frameWidth"] != camera_width, "the screen's frames never arrived"
+    assert_video_playing(bob, alice_id)
+    bob.screenshot(path=str(screenshots / "screen-share-received-1280.png"))
+
+    # The browser's own "Stop sharing" ends the track: the camera comes back.
+    alice.evaluate("() => window.vcall.endScreenShareAsBrowser()")
+    wait_tile_attr(bob, alice_id, "screen", "false")
+    alice.wait_for_function(
+        "(cam) => window.vcall.localMedia().senders.every((l) => l === cam)", arg=camera_label
+    )
+    assert_video_playing(bob, alice_id)
+
+    # Share again and stop with the button.
+    alice.click("#toggle-screen")
+    wait_tile_attr(bob, alice_id, "screen", "true")
+    assert_video_playing(bob, alice_id)
+    alice.click("#toggle-screen")
+    wait_tile_attr(bob, alice_id, "screen", "false")
+    assert_video_playing(bob, alice_id)
+
+    offers_after = (alice.evaluate("() => window.vcall.totals()"), bob.evaluate("() => window.vcall.totals()"))
+    for before, after in zip(offers_before, offers_after):
+        assert after["offersSent"] == before["offersSent"], (before, after)
+        assert after["offersReceived"] == before["offersReceived"], (before, after)
+
+
+def test_third_user_in_a_two_person_room_sees_full_room(users):
+    room = new_room_id()
+    alice = users.new("alice")
+    bob = users.new("bob")
+    carol = users.new("carol")
+    join(alice, room, "alice", capacity=2)
+    join(bob, room, "bob")
+    wait_connected(alice, 1)
+    carol.goto(f"/r/{room}?name=carol")
+    carol.wait_for_selector("#message:not([hidden])")
+    assert carol.locator("#message-title").inner_text() == "This room is full"
+    assert "create a new room" in carol.locator("#message-text").inner_text().lower()
+    assert carol.evaluate("() => window.vcall.phase") == "full"
+    # The two already in the room are not disturbed.
+    wait_connected(alice, 1)
+    assert_video_playing(bob, peer_id_by_name(bob, "alice"))
+
+
+def test_rejoins_after_the_websocket_drops(users):
+    room = new_room_id()
+    alice = users.new("alice")
+    bob = users.new("bob")
+    join(alice, room, "alice")
+    join(bob, room, "bob")
+    wait_connected(alice, 1)
+    wait_connected(bob, 1)
+    old_bob_id = bob.evaluate("() => window.vcall.selfId")
+
+    bob.evaluate("() => window.vcall.dropSignaling()")
+    bob.wait_for_function("() => window.vcall.joins === 2 && window.vcall.phase === 'joined'", timeout=20_000)
+    assert bob.evaluate("() => window.vcall.selfId") != old_bob_id
+    alice.wait_for_function("(old) => !window.vcall.peerIds().includes(old)", arg=old_bob_id)
+    for page, other in ((alice, "bob"), (bob, "alice")):
+        wait_connected(page, 1)
+        assert_video_playing(page, peer_id_by_name(page, other))
+
+
+def test_ice_restart_keeps_the_call(users):
+    room = new_room_id()
+    alice = users.new("alice")
+    bob = users.new("bob")
+    join(alice, room, "alice")
+    join(bob, room, "bob")
+    wait_connected(alice, 1)
+    wait_connected(bob, 1)
+    bob_id = peer_id_by_name(alice, "bob")
+    before = alice.evaluate("(id) => window.vcall.peers()[id]", bob_id)
+    alice.evaluate("(id) => window.vcall.restartIce(id)", bob_id)
+    alice.wait_for_function(
+        "([id, n]) => { const p = window.vcall.peers()[id]; return p.offersSent > n && p.signalingState === 'stable'; }",
+        arg=[bob_id, before["offersSent"]],
+    )
+    wait_connected(alice, 1)
+    assert_video_playing(alice, bob_id)
+    assert_video_playing(bob, peer_id_by_name(bob, "alice"))
+
+
+def test_simultaneous_offers_are_resolved_by_perfect_negotiation(users):
+    room = new_room_id()
+    alice = users.new("alice")
+    bob = users.new("bob")
+    join(alice, room, "alice")
+    join(bob, room, "bob")
+    wait_connected(alice, 1)
+    wait_connected(bob, 1)
+    bob_id = peer_id_by_name(alice, "bob")
+    alice_id = peer_id_by_name(bob, "alice")
+    # Both sides restart ICE at once, so both send an offer: a collision ("glare").
+    for _ in range(3):
+        alice.evaluate("(id) => window.vcall.restartIce(id)", bob_id)
+        bob.evaluate("(id) => window.vcall.restartIce(id)", alice_id)
+    for page, pid in ((alice, bob_id), (bob, alice_id)):
+        page.wait_for_function(
+            "(id) => { const p = window.vcall.peers()[id]; return p.signalingState === 'stable' && p.connectionState === 'connected'; }",
+            arg=pid,
+        )
+    for page, pid in ((alice, bob_id), (bob, alice_id)):
+        assert_video_playing(page, pid)
+    a = alice.evaluate("(id) => window.vcall.peers()[id]", bob_id)
+    b = bob.evaluate("(id) => window.vcall.peers()[id]", alice_id)
+    assert a["polite"] != b["polite"]
+    assert alice.evaluate("() => window.vcall.errors") == []
+    assert bob.evaluate("() => window.vcall.errors") == []
