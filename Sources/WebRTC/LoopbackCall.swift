@@ -21,6 +21,8 @@ public final class LoopbackCall: Sendable {
         public var width = 320
         public var height = 240
         public var name = "loopback"
+        /// The receiver's jitter buffer latency (webrtcbin's `latency`), in milliseconds.
+        public var latencyMilliseconds = 200
 
         public init() {}
     }
@@ -60,7 +62,8 @@ public final class LoopbackCall: Sendable {
         let media = try TestMedia(pipeline: senderPipeline, prefix: options.name, width: options.width, height: options.height)
         try senderPipeline.setState(.playing)
         let sender = try WebRTCPeer(configuration: WebRTCConfiguration(name: "\(options.name)-a"), pipeline: senderPipeline, logger: logger)
-        let receiver = try WebRTCPeer(configuration: WebRTCConfiguration(name: "\(options.name)-b"), logger: logger)
+        let receiver = try WebRTCPeer(configuration: WebRTCConfiguration(latencyMilliseconds: options.latencyMilliseconds, name: "\(options.name)-b"),
+                                      logger: logger)
         try await sender.addTrack(.vp8, from: media.videoTee)
         try await sender.addTrack(.opus, from: media.audioTee)
         let call = LoopbackCall(sender: sender, receiver: receiver, started: started, logger: logger)

@@ -96,10 +96,12 @@ struct CallSetup: AsyncParsableCommand {
     )
 
     @Option(help: "Calls to time.") var calls = 10
+    @Option(help: "The receiver's jitter buffer latency in milliseconds.") var latency = 200
     @Option(help: "Write the result as JSON to this file ('-' for stdout).") var json: String?
 
     struct Result: Codable {
         var calls: Int
+        var latencyMilliseconds: Int
         var connectedMilliseconds: [Double]
         var firstFrameMilliseconds: [Double]
         var medianConnectedMilliseconds: Double
@@ -118,6 +120,7 @@ struct CallSetup: AsyncParsableCommand {
         for index in 0..<calls {
             var options = LoopbackCall.Options()
             options.name = "bench\(index)"
+            options.latencyMilliseconds = latency
             let call = try await LoopbackCall.start(options: options)
             let connectedAt = try await call.waitUntilConnected(timeout: .seconds(15))
             let frameAt = try await call.waitForFirstVideoFrame(timeout: .seconds(15))
@@ -126,12 +129,12 @@ struct CallSetup: AsyncParsableCommand {
             print(String(format: "call %2d: connected %8.3f ms, first decoded frame %8.3f ms", index + 1, connected.last!, firstFrame.last!))
             await call.close()
         }
-        let result = Result(calls: calls, connectedMilliseconds: connected, firstFrameMilliseconds: firstFrame,
+        let result = Result(calls: calls, latencyMilliseconds: latency, connectedMilliseconds: connected, firstFrameMilliseconds: firstFrame,
                             medianConnectedMilliseconds: percentile(connected, 0.5),
                             medianFirstFrameMilliseconds: percentile(firstFrame, 0.5),
                             p95FirstFrameMilliseconds: percentile(firstFrame, 0.95))
-        print(String(format: "createOffer → connected: median %.1f ms; createOffer → first decoded frame: median %.1f ms, p95 %.1f ms (%d calls)",
-                     result.medianConnectedMilliseconds, result.medianFirstFrameMilliseconds, result.p95FirstFrameMilliseconds, calls))
+        print(String(format: "createOffer → connected: median %.1f ms; createOffer → first decoded frame: median %.1f ms, p95 %.1f ms (%d calls, jitter buffer %d ms)",
+                     result.medianConnectedMilliseconds, result.medianFirstFrameMilliseconds, result.p95FirstFrameMilliseconds, calls, latency))
         try emit(result, json: json)
     }
 }
