@@ -18,7 +18,9 @@ struct WebSocketConnection {
         let credentials = await Authentication.identity(of: request, accounts: accounts)
         let (stream, continuation) = AsyncStream<String>.makeStream(bufferingPolicy: .bufferingOldest(ClientHandle.queueLimit))
         let handle = ClientHandle(id: id, continuation: continuation)
-        let guestName = "guest-" + RandomToken.hex(byteCount: 2)
+        // A guest may bring a display name (`/ws?name=…`) so presence shows it before any join-room.
+        let requestedName = request.uri.queryParameters.get("name").flatMap { SignalingLimits.normalizedName(String($0)) }
+        let guestName = requestedName ?? "guest-" + RandomToken.hex(byteCount: 2)
         await hub.connect(handle, name: credentials.identity?.name ?? guestName, identity: credentials.identity)
         if credentials.rejected {
             await hub.fail(

@@ -21,6 +21,18 @@ extension ServerTests {
             }
         }
 
+        @Test("a guest's ?name= becomes its name in welcome; an invalid one falls back to a guest name")
+        func guestNameFromQuery() async throws {
+            try await TestServer.run { server in
+                let named = try await server.connect(query: "?name=Grace%20Hopper")
+                #expect(named.name == "Grace Hopper")
+                let blank = try await server.connect(query: "?name=%20%20")
+                #expect(blank.name.hasPrefix("guest-"))
+                await named.close()
+                await blank.close()
+            }
+        }
+
         @Test("joining tells the joiner its peers and the others who joined")
         func joinAnnouncesMembers() async throws {
             try await TestServer.run { server in
