@@ -176,7 +176,7 @@ public final class LoopbackCall: Sendable {
     public func close() async {
         await sender.close()
         await receiver.close()
-        try? sender.pipeline.setState(.null)
+        _ = try? sender.pipeline.setState(.null)
         for task in tasks.withLock({ $0 }) { task.cancel() }
     }
 }

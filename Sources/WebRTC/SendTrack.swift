@@ -72,7 +72,7 @@ struct SendTrack: Sendable {
             tee.releaseRequestPad(teePad)
         }
         for element in elements {
-            try? element.setState(.null)
+            _ = try? element.setState(.null)
             try? pipeline.remove(element)
         }
         if let webrtcPad, let webrtc { webrtc.releaseRequestPad(webrtcPad) }

@@ -130,13 +130,16 @@ public actor WebRTCPeer {
             }
             return nil
         })
-        if let pem = ProcessInfo.processInfo.environment["VCALL_DTLS_PEM_FILE"].flatMap({ try? String(contentsOfFile: $0, encoding: .utf8) }) {
+        if let certificate = DTLSCertificate.process {
             connections.append(try webrtc.connect("deep-element-added") { arguments in
-                if arguments.count == 2, let element = arguments[1].objectValue as? Element, ["dtlsdec", "dtlssrtpdec"].contains(element.factoryName ?? "") {
-                    try? element.set("pem", pem)
+                // Why: GStreamer 1.22's default DTLS certificate is RSA, which ECDSA-only clients (aiortc) refuse: "no shared cipher".
+                if arguments.count == 2, let element = arguments[1].objectValue as? Element, element.factoryName == "dtlssrtpdec" {
+                    try? element.set("pem", certificate.pem)
                 }
                 return nil
             })
+        } else {
+            logger.warning("could not make an ECDSA DTLS certificate; using GStreamer's RSA one, which aiortc refuses")
         }
         connections.append(try webrtc.connect("pad-added") { arguments in
             guard let pad = arguments.first?.objectValue as? Pad, pad.direction == .source else { return nil }
@@ -210,7 +213,7 @@ public actor WebRTCPeer {
         try linkPendingTracks(matching: nil)
         let options = iceRestart ? try Structure("application/x-gst-webrtc-offer-options, ice-restart=(boolean)true") : nil
         let reply = try await request("create-offer", .structure(options))
-        return try Self.description(in: reply, field: "offer")
+        return Self.fixingFingerprints(try Self.description(in: reply, field: "offer"))
     }
 
     /// Creates an answer to the remote offer (`RTCPeerConnection.createAnswer`).
@@ -218,12 +221,13 @@ public actor WebRTCPeer {
         guard !isClosed else { throw WebRTCError.closed }
         guard remoteSummary != nil else { throw WebRTCError.negotiation("createAnswer needs the remote offer first: call setRemoteDescription") }
         let reply = try await request("create-answer", .structure(nil))
-        return try Self.description(in: reply, field: "answer")
+        return Self.fixingFingerprints(try Self.description(in: reply, field: "answer"))
     }
 
     /// Applies a local description (from `createOffer` or `createAnswer`).
     public func setLocalDescription(_ description: SessionDescription) async throws {
         guard !isClosed else { throw WebRTCError.closed }
+        let description = Self.fixingFingerprints(description)
         let boxed = try Self.boxed(description)
         shared.setLocalMids(SDPSummary(description.sdp).mids)
         _ = try await request("set-local-description", .boxed(boxed))
@@ -283,7 +287,7 @@ public actor WebRTCPeer {
     public var remoteDescription: SessionDescription? { Self.currentDescription(of: webrtc, property: "remote-description") }
 
     public var connectionState: PeerConnectionState {
-        (try? webrtc.get("connection-state").stringValue).flatMap { PeerConnectionState(rawValue: $0 ?? "") } ?? .new
+        (try? webrtc.get("connection-state").stringValue).flatMap { PeerConnectionState(rawValue: $0) } ?? .new
     }
 
     // MARK: Stats
@@ -305,11 +309,11 @@ public actor WebRTCPeer {
         signalConnections.removeAll()
         // Stopping webrtcbin first flushes its sink pads, releasing any branch thread that webrtcbin
         // holds blocked (it blocks media until negotiation completes); only then can the branches stop.
-        try? webrtc.setState(.null)
+        _ = try? webrtc.setState(.null)
         for var track in tracks { await track.unlink(from: pipeline) }
         tracks.removeAll()
         if ownsPipeline {
-            try? pipeline.setState(.null)
+            _ = try? pipeline.setState(.null)
         } else {
             try? pipeline.remove(webrtc)
         }
@@ -327,6 +331,12 @@ public actor WebRTCPeer {
         } catch {
             throw WebRTCError.negotiation("\(signal): \(error)")
         }
+    }
+
+    /// Puts the true fingerprint of `DTLSCertificate.process` in a local description (see `DTLSCertificate`).
+    private static func fixingFingerprints(_ description: SessionDescription) -> SessionDescription {
+        guard let certificate = DTLSCertificate.process else { return description }
+        return SessionDescription(type: description.type, sdp: certificate.fixingFingerprints(in: description.sdp))
     }
 
     private static func boxed(_ description: SessionDescription) throws -> Boxed {
@@ -396,5 +406,70 @@ final class SharedState: Sendable {
             inner.states[property] = value
             return true
         }
+    }
+}
+
+/// The DTLS certificate every `WebRTCPeer` of this process presents: ECDSA P-256, made once at start-up.
+///
+/// GStreamer 1.22's dtls elements make an RSA certificate by default, and a DTLS client that offers only
+/// ECDHE-ECDSA cipher suites (aiortc) then fails with "no shared cipher" whenever webrtcbin is the DTLS server.
+/// The certificate goes in as each transport's dtlssrtpdec `pem` (what `GstWebRTCDTLSTransport.certificate` sets).
+///
+/// webrtcbin 1.22 derives `a=fingerprint` from that `pem` by hashing every base64 line in it, the private key's
+/// too (`_generate_fingerprint_from_certificate`), so its value is wrong for a certificate with a key;
+/// `fixingFingerprints(in:)` swaps exactly that value for the SHA-256 of the certificate alone.
+struct DTLSCertificate: Sendable {
+    /// The certificate, then its private key, in PEM.
+    let pem: String
+    /// `sha-256` fingerprint of the certificate's DER, as in `a=fingerprint` ("AB:CD:…").
+    let fingerprint: String
+    /// The fingerprint webrtcbin writes for `pem`.
+    let webrtcbinFingerprint: String
+
+    /// nil if libcrypto could not make one (GStreamer's own certificate is used then).
+    static let process: DTLSCertificate? = {
+        guard let made = vcall_dtls_ecdsa_certificate_pem("vcall", 30) else { return nil }
+        defer { g_free(made) }
+        return DTLSCertificate(pem: String(cString: made))
+    }()
+
+    init?(pem: String) {
+        let lines = pem.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }
+        guard let end = lines.firstIndex(of: "-----END CERTIFICATE-----"),
+              let certificate = Self.fingerprint(ofBase64Lines: lines[..<end]),
+              let webrtcbin = Self.fingerprint(ofBase64Lines: lines[...]) else { return nil }
+        self.pem = pem
+        self.fingerprint = certificate
+        self.webrtcbinFingerprint = webrtcbin
+    }
+
+    func fixingFingerprints(in sdp: String) -> String {
+        sdp.replacingOccurrences(of: "a=fingerprint:sha-256 \(webrtcbinFingerprint)", with: "a=fingerprint:sha-256 \(fingerprint)")
+    }
+
+    /// SHA-256 of the base64 data in `lines` (lines starting with "-----" skipped), upper-case hex pairs joined by ":".
+    private static func fingerprint(ofBase64Lines lines: ArraySlice<String>) -> String? {
+        var der = Data()
+        for line in lines where !line.isEmpty && !line.hasPrefix("-----") {
+            // PEM lines hold whole 4-character groups, so each decodes alone.
+            guard let bytes = Data(base64Encoded: line) else { return nil }
+            der.append(bytes)
+        }
+        guard !der.isEmpty else { return nil }
+        let hex: String? = der.withUnsafeBytes { buffer in
+            guard let digest = g_compute_checksum_for_data(G_CHECKSUM_SHA256, buffer.bindMemory(to: guchar.self).baseAddress,
+                                                           gsize(buffer.count)) else { return nil }
+            defer { g_free(digest) }
+            return String(cString: digest)
+        }
+        guard let hex else { return nil }
+        var pairs: [String] = []
+        var index = hex.startIndex
+        while index < hex.endIndex {
+            let next = hex.index(index, offsetBy: 2)
+            pairs.append(hex[index..<next].uppercased())
+            index = next
+        }
+        return pairs.joined(separator: ":")
     }
 }

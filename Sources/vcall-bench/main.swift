@@ -40,8 +40,14 @@ struct PipelineChurn: AsyncParsableCommand {
 
     struct Result: Codable {
         var pipelines: Int
-        var liveObjectsBefore: Int
-        var liveObjectsAfter: Int
+        /// GStreamer objects (and mini objects: buffers, events, messages) made during the measured run.
+        var objectsCreated: Int
+        /// Objects made since start-up that are alive after the warm-up (plugin caches and the like)
+        /// and after the measured run settled: equal counts mean nothing leaked.
+        var objectsAliveBefore: Int
+        var objectsAliveAfter: Int
+        /// The types of the objects alive after the run that were made since start-up.
+        var aliveTypeNames: [String]
         var rssBeforeBytes: Int
         var rssAfterBytes: Int
         var seconds: Double
@@ -50,19 +56,31 @@ struct PipelineChurn: AsyncParsableCommand {
     func run() async throws {
         if ProcessInfo.processInfo.environment["VCALL_NO_LEAKS"] == nil { GStreamer.enableLeakTracking() }
         try GStreamer.initialize()
+        guard let census = ObjectCensus() else {
+            throw ValidationError("GStreamer's leaks tracer is not active (is VCALL_NO_LEAKS set, or GST_TRACERS overridden?)")
+        }
         for _ in 0..<warmup { try await Self.cycle() }
-        let objectsBefore = GStreamer.liveObjectCount() ?? -1
+        try await Task.sleep(for: .milliseconds(200))
+        let aliveBefore = census.update()
+        let createdBefore = census.created
         let rssBefore = GStreamer.residentSetSize() ?? 0
         let start = ContinuousClock.now
-        for _ in 0..<count { try await Self.cycle() }
+        for _ in 0..<count {
+            try await Self.cycle()
+            // A checkpoint each time keeps the tracer's own tables, and so RSS, small.
+            census.update()
+        }
         let elapsed = start.duration(to: .now)
-        let result = Result(pipelines: count, liveObjectsBefore: objectsBefore,
-                            liveObjectsAfter: GStreamer.liveObjectCount() ?? -1,
+        let aliveAfter = await census.settle(toAtMost: aliveBefore)
+        let result = Result(pipelines: count, objectsCreated: census.created - createdBefore,
+                            objectsAliveBefore: aliveBefore, objectsAliveAfter: aliveAfter,
+                            aliveTypeNames: census.aliveTypeNames,
                             rssBeforeBytes: rssBefore, rssAfterBytes: GStreamer.residentSetSize() ?? 0,
                             seconds: Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18)
-        print(String(format: "%d pipelines in %.2f s: live GStreamer objects %d → %d, RSS %.1f MB → %.1f MB",
-                     count, result.seconds, result.liveObjectsBefore, result.liveObjectsAfter,
-                     Double(result.rssBeforeBytes) / 1e6, Double(result.rssAfterBytes) / 1e6))
+        let survivors = aliveAfter <= aliveBefore ? "" : " (alive now: \(result.aliveTypeNames.joined(separator: ", ")))"
+        print(String(format: "%d pipelines in %.2f s: %d GStreamer objects made; live objects %d → %d", count, result.seconds,
+                     result.objectsCreated, aliveBefore, aliveAfter) + survivors
+              + String(format: "; RSS %.1f MB → %.1f MB", Double(result.rssBeforeBytes) / 1e6, Double(result.rssAfterBytes) / 1e6))
         try emit(result, json: json)
     }
 

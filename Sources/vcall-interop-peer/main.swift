@@ -117,7 +117,7 @@ struct InteropPeer: AsyncParsableCommand {
                     frameReporter.cancel()
                     await peer.close()
                     eventTask.cancel()
-                    try? pipeline.setState(.null)
+                    _ = try? pipeline.setState(.null)
                     return
                 default:
                     output.write(["type": "error", "message": .string("unknown type \(message.type)")])
@@ -128,7 +128,7 @@ struct InteropPeer: AsyncParsableCommand {
         }
         frameReporter.cancel()
         await peer.close()
-        try? pipeline.setState(.null)
+        _ = try? pipeline.setState(.null)
     }
 }
 

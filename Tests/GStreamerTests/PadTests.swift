@@ -35,7 +35,7 @@ struct PadTests {
         let probePipeline = try Pipeline(launch: "audiotestsrc is-live=true ! audio/x-raw,rate=16000,channels=1 ! fakesink name=sink")
         let sinkPad = try #require(probePipeline.element(named: "sink")?.staticPad("sink"))
         try probePipeline.setState(.playing)
-        defer { try? probePipeline.setState(.null) }
+        defer { _ = try? probePipeline.setState(.null) }
         let deadline = ContinuousClock.now + .seconds(5)
         while sinkPad.currentCaps == nil && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(10)) }
         let caps = try #require(sinkPad.currentCaps)

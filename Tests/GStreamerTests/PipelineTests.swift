@@ -7,7 +7,7 @@ import Testing
 func runToEndOfStream(_ pipeline: Pipeline, timeout: Duration = .seconds(10)) async throws -> [BusMessage] {
     let messages = pipeline.messages()
     try pipeline.setState(.playing)
-    defer { try? pipeline.setState(.null) }
+    defer { _ = try? pipeline.setState(.null) }
     return try await withThrowingTaskGroup(of: [BusMessage].self) { group in
         group.addTask {
             var seen: [BusMessage] = []
@@ -125,7 +125,7 @@ struct PipelineTests {
         let pipeline = try Pipeline(launch: "videotestsrc num-buffers=2 ! fakesink")
         let first = pipeline.messages(), second = pipeline.messages()
         try pipeline.setState(.playing)
-        defer { try? pipeline.setState(.null) }
+        defer { _ = try? pipeline.setState(.null) }
         for stream in [first, second] {
             var sawEOS = false
             for await message in stream { if case .endOfStream = message { sawEOS = true; break } }
@@ -139,7 +139,7 @@ struct PipelineTests {
         let caller = pthread_self()
         let ran: pthread_t = await withCheckedContinuation { continuation in
             pipeline.callAsync { element in
-                try? element.setState(.ready)
+                _ = try? element.setState(.ready)
                 continuation.resume(returning: pthread_self())
             }
         }

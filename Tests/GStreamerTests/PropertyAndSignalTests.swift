@@ -93,7 +93,7 @@ struct PropertyAndSignalTests {
         let pipeline = try Pipeline(launch: "webrtcbin name=w bundle-policy=max-bundle")
         let webrtc = try #require(pipeline.element(named: "w"))
         try pipeline.setState(.playing)
-        defer { try? pipeline.setState(.null) }
+        defer { _ = try? pipeline.setState(.null) }
         let transceiver = try webrtc.emit("add-transceiver", .string("recvonly"),
                                           .caps(try Caps("application/x-rtp,media=video,encoding-name=VP8,payload=96,clock-rate=90000")))
         #expect(transceiver?.objectValue?.isA("GstWebRTCRTPTransceiver") == true)

@@ -119,6 +119,33 @@ struct WebRTCPeerTests {
         await peer.close()
     }
 
+    /// aiortc offers only ECDHE-ECDSA suites, so webrtcbin's default RSA certificate fails with "no shared cipher";
+    /// and webrtcbin 1.22 hashes the private key into `a=fingerprint` when given a PEM with one.
+    @Test("offers present an ECDSA P-256 certificate, and a=fingerprint is that certificate's SHA-256 (checked by openssl)")
+    func dtlsCertificateAndFingerprint() async throws {
+        let certificate = try #require(DTLSCertificate.process)
+        let peer = try WebRTCPeer(configuration: WebRTCConfiguration(name: "dtls"))
+        try await peer.addReceiveOnly(.vp8)
+        let offer = try await peer.createOffer()
+        await peer.close()
+        let fingerprints = Set(offer.sdp.split(whereSeparator: \.isNewline).filter { $0.hasPrefix("a=fingerprint:") })
+        #expect(fingerprints == ["a=fingerprint:sha-256 \(certificate.fingerprint)"])
+
+        let openssl = Process()
+        openssl.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
+        openssl.arguments = ["x509", "-noout", "-fingerprint", "-sha256", "-text"]
+        let input = Pipe(), output = Pipe()
+        openssl.standardInput = input
+        openssl.standardOutput = output
+        try openssl.run()
+        input.fileHandleForWriting.write(Data(certificate.pem.utf8))
+        try input.fileHandleForWriting.close()
+        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        openssl.waitUntilExit()
+        #expect(text.contains("sha256 Fingerprint=\(certificate.fingerprint)"))
+        #expect(text.contains("id-ecPublicKey") && text.contains("prime256v1"))
+    }
+
     @Test("a malformed remote description is an error, and a closed peer refuses work")
     func badInput() async throws {
         let peer = try WebRTCPeer(configuration: WebRTCConfiguration(name: "bad"))
