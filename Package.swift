@@ -20,6 +20,7 @@ let package = Package(
         .library(name: "WebRTC", targets: ["WebRTC"]),
         .library(name: "SignalingProtocol", targets: ["SignalingProtocol"]),
         .library(name: "SignalingServer", targets: ["SignalingServer"]),
+        .library(name: "Gateway", targets: ["Gateway"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
@@ -65,6 +66,16 @@ let package = Package(
             ],
             resources: [.copy("Public")]
         ),
+        // A call: signaling client, one WebRTCPeer per participant, media sources from pipelines/, recorders.
+        .target(
+            name: "Gateway",
+            dependencies: [
+                "WebRTC", "GStreamer", "SignalingProtocol",
+                .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            linkerSettings: gstreamerLibraries
+        ),
         .executableTarget(
             name: "vcall-server",
             dependencies: [
@@ -76,7 +87,7 @@ let package = Package(
         .executableTarget(
             name: "vcall-gateway",
             dependencies: [
-                "WebRTC", "GStreamer",
+                "Gateway", "SignalingServer", "WebRTC", "GStreamer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -102,6 +113,7 @@ let package = Package(
         .testTarget(name: "GStreamerTests", dependencies: ["GStreamer", "vcall-bench"]),
         .testTarget(name: "WebRTCTests", dependencies: ["WebRTC", "GStreamer"]),
         .testTarget(name: "SignalingProtocolTests", dependencies: ["SignalingProtocol"]),
+        .testTarget(name: "GatewayTests", dependencies: ["Gateway", "WebRTC", "GStreamer", "SignalingServer", "SignalingProtocol"]),
         .testTarget(
             name: "SignalingServerTests",
             dependencies: [
