@@ -1,0 +1,396 @@
+import Foundation
+import GStreamer
+import Logging
+import SignalingProtocol
+import WebRTC
+
+/// An encoded stream the gateway sends to every participant: a tee after the encoder.
+public struct OutgoingTrack: Sendable {
+    public let codec: Codec
+    public let tee: Element
+    public init(codec: Codec, tee: Element) {
+        self.codec = codec
+        self.tee = tee
+    }
+}
+
+public struct CallConfiguration: Sendable {
+    public var room: String
+    /// The server's WebSocket, e.g. `ws://127.0.0.1:8080/ws`.
+    public var serverURL: URL
+    public var name: String?
+    public var token: String?
+    /// STUN/TURN servers in addition to those the server announces in `welcome`.
+    public var iceServers: [ICEServer] = []
+    /// How long an existing member waits for a newcomer's offer before offering itself (as the web app).
+    public var firstOfferTimeout: Duration = .seconds(5)
+    /// The receive jitter buffer.
+    public var latencyMilliseconds = 200
+    public var reconnectBackoff = SignalingClient.Backoff()
+
+    public init(room: String, serverURL: URL, name: String? = nil, token: String? = nil) {
+        self.room = room
+        self.serverURL = serverURL
+        self.name = name
+        self.token = token
+    }
+}
+
+/// What happens in a call, for the session that records and the status display.
+public enum CallEvent: Sendable {
+    case joined(selfID: String, participants: [PeerInfo])
+    case participantJoined(id: String, name: String)
+    case participantLeft(id: String, name: String)
+    case connectionState(participant: String, PeerConnectionState)
+    /// Media from a participant: link it (a recorder) or leave it (its data is dropped).
+    case remoteTrack(participant: String, name: String, track: RemoteTrack)
+    case offerSent(to: String)
+    case signalingLost(reason: String)
+    /// Something the user should see: a full room, a refused token, a failed negotiation.
+    case problem(String)
+}
+
+/// A snapshot of a call for the status display.
+public struct CallStatus: Sendable {
+    public struct Member: Sendable {
+        public let id: String
+        public let name: String
+        public let connectionState: PeerConnectionState
+        public let bitrateIn: Double
+        public let bitrateOut: Double
+    }
+    public let room: String
+    public let selfID: String?
+    public let signalingConnected: Bool
+    public let members: [Member]
+    public let offersSent: Int
+}
+
+/// The gateway in one room: joins through vcall-server and holds one `WebRTCPeer` per other member
+/// (a mesh), each sending the same encoded tracks (encode once, send to many).
+public actor Call {
+    public nonisolated let events: AsyncStream<CallEvent>
+    public nonisolated let configuration: CallConfiguration
+
+    private let eventSink: AsyncStream<CallEvent>.Continuation
+    private let pipeline: Pipeline
+    private let tracks: [OutgoingTrack]
+    private let client: SignalingClient
+    private let logger: Logger
+    private var selfID: String?
+    private var serverICEServers: [ICEServer] = []
+    private var participants: [String: Participant] = [:]
+    private var inRoom = false
+    private var stopped = false
+    /// Offers sent in this call (a track swap must not add any).
+    public private(set) var offersSent = 0
+    private var peerSerial = 0
+
+    public init(configuration: CallConfiguration, pipeline: Pipeline, tracks: [OutgoingTrack],
+                logger: Logger = Logger(label: "vcall.gateway")) {
+        self.configuration = configuration
+        self.pipeline = pipeline
+        self.tracks = tracks
+        self.logger = logger
+        client = SignalingClient(url: configuration.serverURL, name: configuration.name, token: configuration.token,
+                                 backoff: configuration.reconnectBackoff, logger: logger)
+        (events, eventSink) = AsyncStream.makeStream(of: CallEvent.self)
+    }
+
+    /// Connects, joins the room and takes part until `leave()`; reconnects and rejoins when the socket drops.
+    public func run() async {
+        let client = self.client
+        async let connection: Void = client.run()
+        for await event in client.events {
+            await handle(event)
+        }
+        await connection
+        eventSink.finish()
+    }
+
+    /// Leaves the room, closes every peer connection and stops signaling.
+    public func leave() async {
+        guard !stopped else { return }
+        stopped = true
+        if inRoom { client.send(.leaveRoom) }
+        for participant in participants.values { await close(participant) }
+        participants.removeAll()
+        // Let the leave-room frame go out before the socket closes.
+        try? await Task.sleep(for: .milliseconds(100))
+        client.stop()
+    }
+
+    public func status() async -> CallStatus {
+        for participant in participants.values { await updateBitrates(participant) }
+        return CallStatus(
+            room: configuration.room, selfID: selfID, signalingConnected: client.isConnected,
+            members: participants.values.sorted { $0.joinedAt < $1.joinedAt }.map {
+                CallStatus.Member(id: $0.id, name: $0.name, connectionState: $0.connectionState,
+                                  bitrateIn: $0.bitrateIn, bitrateOut: $0.bitrateOut)
+            },
+            offersSent: offersSent)
+    }
+
+    /// The participants' peers, for tests and benchmarks that read their stats.
+    public func peers() -> [String: WebRTCPeer] { participants.mapValues(\.peer) }
+
+    // MARK: Signaling
+
+    private func handle(_ event: SignalingClient.Event) async {
+        switch event {
+        case .connected(let id, _, let iceServers):
+            if let previous = selfID, previous != id {
+                logger.info("signaling reconnected as \(id) (was \(previous)); rejoining \(configuration.room)")
+            }
+            selfID = id
+            serverICEServers = iceServers.map { ICEServer(urls: $0.urls, username: $0.username, credential: $0.credential) }
+            if !stopped { client.send(.joinRoom(roomId: configuration.room, name: configuration.name, capacity: nil)) }
+        case .disconnected(let reason, let retryIn):
+            inRoom = false
+            if retryIn != nil { eventSink.yield(.signalingLost(reason: reason)) }
+        case .message(let message):
+            await handle(message)
+        }
+    }
+
+    private func handle(_ message: ServerMessage) async {
+        guard !stopped else { return }
+        switch message {
+        case .roomJoined(_, let me, let peers, _):
+            inRoom = true
+            selfID = me.id
+            eventSink.yield(.joined(selfID: me.id, participants: peers))
+            // After a reconnect, members the server no longer lists are gone.
+            for (id, participant) in participants where !peers.contains(where: { $0.id == id }) {
+                await remove(participant)
+            }
+            // The newcomer offers to everyone already there.
+            for peer in peers where peer.id != me.id && participants[peer.id] == nil {
+                guard let participant = await addParticipant(id: peer.id, name: peer.name) else { continue }
+                await sendOffer(to: participant)
+            }
+        case .userJoined(let from, let name, _):
+            guard participants[from] == nil, from != selfID,
+                  let participant = await addParticipant(id: from, name: name) else { return }
+            let timeout = configuration.firstOfferTimeout
+            participant.firstOfferTask = Task { [weak self] in
+                try? await Task.sleep(for: timeout)
+                guard !Task.isCancelled else { return }
+                await self?.offerIfNoneArrived(from: from)
+            }
+        case .userDisconnected(let from):
+            if let participant = participants[from] { await remove(participant) }
+        case .offer(let from, let offer):
+            await receiveOffer(offer, from: from)
+        case .answer(let from, let answer):
+            await receiveAnswer(answer, from: from)
+        case .iceCandidate(let from, let candidate):
+            guard let participant = participants[from] else { return }
+            let converted = candidate.map { ICECandidate(candidate: $0.candidate, sdpMid: $0.sdpMid, sdpMLineIndex: $0.sdpMLineIndex) }
+            // Kept, so a peer made afresh after an offer collision learns them too. Candidates of an offer
+            // we ignore are not dropped: the peer queues them until a remote description, and stale ones only fail checks.
+            participant.remoteCandidates.append(converted)
+            do {
+                try await participant.peer.addICECandidate(converted)
+            } catch {
+                logger.warning("bad ICE candidate from \(participant.name): \(error)")
+            }
+        case .fullRoom(let roomId):
+            eventSink.yield(.problem("room \(roomId) is full: ask its members to make room, or use another --room"))
+        case .error(let code, let text):
+            logger.warning("server error \(code.rawValue): \(text)")
+            eventSink.yield(.problem("the server said \(code.rawValue): \(text)"))
+        case .mediaState, .onlineUsers, .incomingCall, .callAccepted, .callRejected, .hangup, .welcome:
+            break
+        }
+    }
+
+    // MARK: Participants
+
+    private func makePeer(for id: String) throws -> WebRTCPeer {
+        peerSerial += 1
+        let webrtc = WebRTCConfiguration(iceServers: serverICEServers + configuration.iceServers,
+                                         latencyMilliseconds: configuration.latencyMilliseconds,
+                                         name: "peer\(peerSerial)")
+        var peerLogger = logger
+        peerLogger[metadataKey: "participant"] = "\(id)"
+        let peer = try WebRTCPeer(configuration: webrtc, pipeline: pipeline, logger: peerLogger)
+        return peer
+    }
+
+    private func addParticipant(id: String, name: String) async -> Participant? {
+        guard let selfID else { return nil }
+        do {
+            let peer = try makePeer(for: id)
+            for track in tracks { try await peer.addTrack(track.codec, from: track.tee) }
+            let participant = Participant(id: id, name: name, selfID: selfID, peer: peer)
+            participants[id] = participant
+            watch(participant)
+            logger.info("\(name) (\(id)) is in the call")
+            eventSink.yield(.participantJoined(id: id, name: name))
+            return participant
+        } catch {
+            logger.error("cannot make a peer connection for \(name): \(error)")
+            eventSink.yield(.problem("cannot connect to \(name): \(error)"))
+            return nil
+        }
+    }
+
+    /// Forwards a peer's events into the actor.
+    private func watch(_ participant: Participant) {
+        let peer = participant.peer
+        let id = participant.id
+        participant.eventsTask?.cancel()
+        participant.eventsTask = Task { [weak self] in
+            for await event in peer.events {
+                await self?.handle(event, from: peer, participant: id)
+            }
+        }
+    }
+
+    private func handle(_ event: WebRTCPeerEvent, from peer: WebRTCPeer, participant id: String) async {
+        // Events of a peer that was replaced (offer collision) or closed are stale.
+        guard let participant = participants[id], participant.peer === peer else { return }
+        switch event {
+        case .localCandidate(let candidate):
+            let converted = candidate.map { IceCandidate(candidate: $0.candidate, sdpMid: $0.sdpMid, sdpMLineIndex: $0.sdpMLineIndex) }
+            client.send(.iceCandidate(to: id, candidate: converted))
+        case .connectionState(let state):
+            participant.connectionState = state
+            logger.info("\(participant.name): \(state.rawValue)")
+            eventSink.yield(.connectionState(participant: id, state))
+            if state == .failed, !participant.polite {
+                // The impolite side restarts ICE, so both sides do not offer at once.
+                await sendOffer(to: participant, iceRestart: true)
+            }
+        case .remoteTrack(let track):
+            participant.remoteTracks.append(track)
+            eventSink.yield(.remoteTrack(participant: id, name: participant.name, track: track))
+        case .negotiationNeeded, .iceConnectionState, .iceGatheringState:
+            // Offers are made explicitly (newcomer, first-offer timeout, ICE restart); the gateway's tracks never change.
+            break
+        }
+    }
+
+    private func remove(_ participant: Participant) async {
+        participants[participant.id] = nil
+        await close(participant)
+        logger.info("\(participant.name) (\(participant.id)) left")
+        eventSink.yield(.participantLeft(id: participant.id, name: participant.name))
+    }
+
+    private func close(_ participant: Participant) async {
+        participant.firstOfferTask?.cancel()
+        participant.eventsTask?.cancel()
+        await participant.peer.close()
+    }
+
+    // MARK: Negotiation
+
+    private func offerIfNoneArrived(from id: String) async {
+        guard let participant = participants[id], !participant.answering, !participant.awaitingAnswer,
+              await participant.peer.remoteDescription == nil else { return }
+        logger.info("no offer from \(participant.name) within \(configuration.firstOfferTimeout): offering")
+        await sendOffer(to: participant)
+    }
+
+    private func sendOffer(to participant: Participant, iceRestart: Bool = false) async {
+        do {
+            participant.awaitingAnswer = true
+            let offer = try await participant.peer.createOffer(iceRestart: iceRestart)
+            try await participant.peer.setLocalDescription(offer)
+            offersSent += 1
+            client.send(.offer(to: participant.id, offer: SignalingProtocol.SessionDescription(type: offer.type.rawValue, sdp: offer.sdp)))
+            eventSink.yield(.offerSent(to: participant.id))
+        } catch {
+            participant.awaitingAnswer = false
+            logger.error("cannot offer to \(participant.name): \(error)")
+            eventSink.yield(.problem("negotiation with \(participant.name) failed: \(error)"))
+        }
+    }
+
+    private func receiveOffer(_ offer: SignalingProtocol.SessionDescription, from id: String) async {
+        guard var participant = participants[id] else {
+            logger.warning("offer from \(id), who is not in the room: ignored")
+            return
+        }
+        participant.firstOfferTask?.cancel()
+        if participant.awaitingAnswer {
+            guard participant.polite else {
+                // Impolite: our offer wins; theirs (and its candidates) is dropped.
+                logger.info("offer collision with \(participant.name): keeping ours")
+                return
+            }
+            logger.info("offer collision with \(participant.name): answering theirs")
+            guard let fresh = await replacePeer(of: participant) else { return }
+            participant = fresh
+        }
+        participant.answering = true
+        defer { participant.answering = false }
+        do {
+            guard offer.type == "offer" else { throw GatewayError.signaling("an offer message carried a description of type \(offer.type)") }
+            try await participant.peer.setRemoteDescription(WebRTC.SessionDescription(type: .offer, sdp: offer.sdp))
+            let answer = try await participant.peer.createAnswer()
+            try await participant.peer.setLocalDescription(answer)
+            client.send(.answer(to: id, answer: SignalingProtocol.SessionDescription(type: answer.type.rawValue, sdp: answer.sdp)))
+        } catch {
+            logger.error("cannot answer \(participant.name): \(error)")
+            eventSink.yield(.problem("negotiation with \(participant.name) failed: \(error)"))
+        }
+    }
+
+    private func receiveAnswer(_ answer: SignalingProtocol.SessionDescription, from id: String) async {
+        guard let participant = participants[id], participant.awaitingAnswer else {
+            logger.warning("unexpected answer from \(id): ignored")
+            return
+        }
+        participant.awaitingAnswer = false
+        do {
+            try await participant.peer.setRemoteDescription(WebRTC.SessionDescription(type: .answer, sdp: answer.sdp))
+        } catch {
+            logger.error("cannot apply \(participant.name)'s answer: \(error)")
+            eventSink.yield(.problem("negotiation with \(participant.name) failed: \(error)"))
+        }
+    }
+
+    /// A polite side's stand-in for rollback: a fresh peer with the same tracks.
+    private func replacePeer(of participant: Participant) async -> Participant? {
+        await close(participant)
+        participants[participant.id] = nil
+        guard let selfID else { return nil }
+        do {
+            let peer = try makePeer(for: participant.id)
+            for track in tracks { try await peer.addTrack(track.codec, from: track.tee) }
+            let fresh = Participant(id: participant.id, name: participant.name, selfID: selfID, peer: peer)
+            fresh.joinedAt = participant.joinedAt
+            // Their candidates so far belong to the offer we are about to answer.
+            fresh.remoteCandidates = participant.remoteCandidates
+            for candidate in participant.remoteCandidates { try? await peer.addICECandidate(candidate) }
+            participants[participant.id] = fresh
+            watch(fresh)
+            return fresh
+        } catch {
+            eventSink.yield(.problem("cannot connect to \(participant.name): \(error)"))
+            return nil
+        }
+    }
+
+    // MARK: Status
+
+    private func updateBitrates(_ participant: Participant) async {
+        guard let stats = try? await participant.peer.stats() else { return }
+        let now = ContinuousClock.now
+        let sent = stats.bytesSent
+        let received = stats.bytesReceived
+        if let last = participant.lastStats {
+            let seconds = last.at.duration(to: now) / .seconds(1)
+            if seconds > 0.2 {
+                participant.bitrateOut = Double(sent - last.sent) * 8 / seconds
+                participant.bitrateIn = Double(received - last.received) * 8 / seconds
+                participant.lastStats = (now, sent, received)
+            }
+        } else {
+            participant.lastStats = (now, sent, received)
+        }
+    }
+}

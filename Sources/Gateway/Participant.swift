@@ -1,0 +1,41 @@
+import Foundation
+import GStreamer
+import Logging
+import WebRTC
+
+/// One other member of the room, as the gateway sees them: their `WebRTCPeer` and where
+/// negotiation with them stands.
+///
+/// Roles follow the web app (Public/js/peer.js) so the two always agree:
+/// - the newcomer offers first; an existing member waits `firstOfferTimeout` for that offer, then offers itself;
+/// - on an offer collision the side whose id sorts higher (plain string comparison) is polite.
+///   webrtcbin 1.22 cannot roll back a local offer, so a polite gateway replaces its not-yet-connected
+///   peer with a fresh one and answers; an impolite one ignores the incoming offer.
+final class Participant {
+    let id: String
+    var name: String
+    let polite: Bool
+    var peer: WebRTCPeer
+    var eventsTask: Task<Void, Never>?
+    var firstOfferTask: Task<Void, Never>?
+    /// We sent an offer and have not yet applied the answer.
+    var awaitingAnswer = false
+    /// The offer currently applied came from them and we have not answered it yet.
+    var answering = false
+    /// Every candidate they sent, in order (nil = end of candidates).
+    var remoteCandidates: [ICECandidate?] = []
+    var connectionState: PeerConnectionState = .new
+    var remoteTracks: [RemoteTrack] = []
+    var decoded: [DecodedFrameCounter] = []
+    var lastStats: (at: ContinuousClock.Instant, sent: Int, received: Int)?
+    var bitrateIn: Double = 0
+    var bitrateOut: Double = 0
+    var joinedAt = ContinuousClock.now
+
+    init(id: String, name: String, selfID: String, peer: WebRTCPeer) {
+        self.id = id
+        self.name = name
+        self.polite = selfID > id
+        self.peer = peer
+    }
+}
