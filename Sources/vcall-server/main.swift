@@ -46,19 +46,7 @@ struct Serve: AsyncParsableCommand {
         }
     }
 
-    /// `USER:PASSWORD@turn:HOST:PORT` or `turn:HOST:PORT` (also turns:).
-    func parseTurn(_ value: String) -> IceServer? {
-        if value.hasPrefix("turn:") || value.hasPrefix("turns:") { return IceServer(urls: [value]) }
-        guard let at = value.range(of: "@", options: .backwards) else { return nil }
-        let url = String(value[at.upperBound...])
-        let credentials = value[..<at.lowerBound]
-        guard url.hasPrefix("turn:") || url.hasPrefix("turns:"), let colon = credentials.firstIndex(of: ":") else { return nil }
-        return IceServer(
-            urls: [url],
-            username: String(credentials[..<colon]),
-            credential: String(credentials[credentials.index(after: colon)...])
-        )
-    }
+    func parseTurn(_ value: String) -> IceServer? { IceServer(turnArgument: value) }
 
     func run() async throws {
         let level = Logger.Level(rawValue: logLevel) ?? .info

@@ -105,6 +105,8 @@ def test_screen_share_swaps_the_track_without_renegotiation(users, screenshots):
     assert_video_playing(bob, alice_id)
     offers_before = (alice.evaluate("() => window.vcall.totals()"), bob.evaluate("() => window.vcall.totals()"))
     camera_label = alice.evaluate("() => window.vcall.localMedia().sendingTrack")
+    # Measured before the swap: once it starts, the screen's frames may already be arriving.
+    camera_width = inbound_video(bob, alice_id)["frameWidth"]
 
     alice.click("#toggle-screen")
     wait_tile_attr(bob, alice_id, "screen", "true")
@@ -112,7 +114,6 @@ def test_screen_share_swaps_the_track_without_renegotiation(users, screenshots):
         "(cam) => window.vcall.localMedia().senders.every((l) => l && l !== cam)", arg=camera_label
     )
     # The far side keeps decoding, now the screen's frames (a different size than the fake camera's).
-    camera_width = inbound_video(bob, alice_id)["frameWidth"]
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline and inbound_video(bob, alice_id)["frameWidth"] == camera_width:
         time.sleep(0.5)
