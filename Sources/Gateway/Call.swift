@@ -160,17 +160,29 @@ public actor Call {
             inRoom = true
             selfID = me.id
             eventSink.yield(.joined(selfID: me.id, participants: peers))
-            // After a reconnect, members the server no longer lists are gone.
+            // After a reconnect, members the server does not list have left, unless media still flows
+            // with them: then they are reconnecting too (say the server restarted) and keep their peer
+            // until they rejoin or their connection fails.
             for (id, participant) in participants where !peers.contains(where: { $0.id == id }) {
-                await remove(participant)
+                if participant.connectionState == .connected {
+                    participant.awaitingRejoin = true
+                } else {
+                    await remove(participant)
+                }
             }
+            for peer in peers { participants[peer.id]?.awaitingRejoin = false }
             // The newcomer offers to everyone already there.
             for peer in peers where peer.id != me.id && participants[peer.id] == nil {
                 guard let participant = await addParticipant(id: peer.id, name: peer.name) else { continue }
                 await sendOffer(to: participant)
             }
         case .userJoined(let from, let name, _):
-            guard participants[from] == nil, from != selfID,
+            if let known = participants[from] {
+                // Back after a signaling outage, with the same id: the peer connection carries on.
+                known.awaitingRejoin = false
+                return
+            }
+            guard from != selfID,
                   let participant = await addParticipant(id: from, name: name) else { return }
             let timeout = configuration.firstOfferTimeout
             participant.firstOfferTask = Task { [weak self] in
@@ -259,6 +271,10 @@ public actor Call {
             participant.connectionState = state
             logger.info("\(participant.name): \(state.rawValue)")
             eventSink.yield(.connectionState(participant: id, state))
+            if participant.awaitingRejoin, state == .failed || state == .closed {
+                await remove(participant)
+                return
+            }
             if state == .failed, !participant.polite {
                 // The impolite side restarts ICE, so both sides do not offer at once.
                 await sendOffer(to: participant, iceRestart: true)

@@ -25,6 +25,8 @@ final class Participant {
     /// Every candidate they sent, in order (nil = end of candidates).
     var remoteCandidates: [ICECandidate?] = []
     var connectionState: PeerConnectionState = .new
+    /// Not listed when we rejoined after a signaling outage, but media still flowed: kept until they rejoin or fail.
+    var awaitingRejoin = false
     var remoteTracks: [RemoteTrack] = []
     var decoded: [DecodedFrameCounter] = []
     var lastStats: (at: ContinuousClock.Instant, sent: Int, received: Int)?
