@@ -68,6 +68,28 @@ public final class Bus: @unchecked Sendable {
         return stream
     }
 
+    /// Calls `observer` with every message, synchronously on the thread that posts it and before any
+    /// `messages()` stream sees it, until `removeSyncObserver`. For reacting before the poster goes on:
+    /// an element posts its error and only then returns a flow error upstream, so an observer can raise a
+    /// flag that a pad probe reads in time. The observer must not block, take long or change state.
+    ///
+    /// ```swift
+    /// let failed = Atomic(false)
+    /// let token = pipeline.bus!.addSyncObserver { message in
+    ///     if case .error(let source, _, _) = message, source == "recorder-sink" { failed.store(true, ordering: .relaxed) }
+    /// }
+    /// pipeline.bus!.removeSyncObserver(token)
+    /// ```
+    @discardableResult
+    public func addSyncObserver(_ observer: @escaping @Sendable (BusMessage) -> Void) -> BusObserverToken {
+        BusDispatcher.attached(to: pointer).addObserver(observer)
+    }
+
+    /// Removes an observer added with `addSyncObserver`; it is not called again once this returns.
+    public func removeSyncObserver(_ token: BusObserverToken) {
+        BusDispatcher.attached(to: pointer).removeObserver(token)
+    }
+
     /// Posts an application message (for example from a streaming callback, to be handled in Swift).
     public func post(application structure: Structure, from element: Element) {
         let message = gst_message_new_application(element.pointer.assumingMemoryBound(to: GstObject.self),
@@ -76,12 +98,18 @@ public final class Bus: @unchecked Sendable {
     }
 }
 
+/// Identifies a synchronous bus observer; pass it to `Bus.removeSyncObserver`.
+public struct BusObserverToken: Sendable, Hashable {
+    let id: Int
+}
+
 /// The Swift side of a bus's sync handler: fans messages out to subscribers and remembers the last error
 /// (so a failed state change can report GStreamer's own reason). One per GstBus, kept in its qdata.
 final class BusDispatcher: Sendable {
     private struct Subscribers {
         var nextID = 0
         var continuations: [Int: AsyncStream<BusMessage>.Continuation] = [:]
+        var observers: [Int: @Sendable (BusMessage) -> Void] = [:]
         /// The latest errors (a few), oldest first, and how many there have been in all.
         var recentErrors: [String] = []
         var errorCount = 0
@@ -116,6 +144,18 @@ final class BusDispatcher: Sendable {
         }
     }
 
+    func addObserver(_ observer: @escaping @Sendable (BusMessage) -> Void) -> BusObserverToken {
+        state.withLock { state in
+            defer { state.nextID += 1 }
+            state.observers[state.nextID] = observer
+            return BusObserverToken(id: state.nextID)
+        }
+    }
+
+    func removeObserver(_ token: BusObserverToken) {
+        _ = state.withLock { $0.observers.removeValue(forKey: token.id) }
+    }
+
     var errorCount: Int { state.withLock { $0.errorCount } }
 
     /// The first error posted after `count` errors had been seen: the cause, not its echoes.
@@ -129,9 +169,10 @@ final class BusDispatcher: Sendable {
 
     func dispatch(_ message: UnsafeMutablePointer<GstMessage>) {
         let isError = vcall_message_type(message) == GST_MESSAGE_ERROR
-        let continuations = state.withLock { Array($0.continuations.values) }
-        guard isError || !continuations.isEmpty else { return }
+        let (continuations, observers) = state.withLock { (Array($0.continuations.values), Array($0.observers.values)) }
+        guard isError || !continuations.isEmpty || !observers.isEmpty else { return }
         let converted = BusMessage(message)
+        for observer in observers { observer(converted) }
         if isError, case .error(let source, let text, let debug) = converted {
             // The debug text's last line usually names the culprit (a file, a device).
             let detail = debug?.split(separator: "\n").last.map { ": \($0.trimmingCharacters(in: .whitespaces))" } ?? ""

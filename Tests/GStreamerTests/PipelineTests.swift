@@ -133,6 +133,33 @@ struct PipelineTests {
         }
     }
 
+    @Test("a sync observer sees a message before post returns, and an error on the thread that raised it")
+    func syncObserver() async throws {
+        let pipeline = try Pipeline(launch: "fakesrc num-buffers=3 sizetype=fixed sizemax=4096 ! filesink name=full location=/dev/full buffer-mode=unbuffered")
+        let bus = try #require(pipeline.bus)
+        let seen = Mutex<[String]>([])
+        let token = bus.addSyncObserver { message in
+            switch message {
+            case .application(_, let structure): seen.withLock { $0.append(structure.name) }
+            case .error(let source, let text, _) where source == "full": seen.withLock { $0.append("error: \(text)") }
+            default: break
+            }
+        }
+        bus.post(application: try Structure(name: "vcall-probe"), from: pipeline)
+        #expect(seen.withLock { $0 } == ["vcall-probe"], "observed during post, before it returned")
+        let messages = pipeline.messages()
+        try pipeline.setState(.playing)
+        defer { _ = try? pipeline.setState(.null) }
+        for await message in messages { if case .error(let source, _, _) = message, source == "full" { break } }
+        // The stream got the filesink's error after the observer did.
+        let observed = seen.withLock { $0 }
+        #expect(observed.count == 2)
+        #expect(observed.last?.hasPrefix("error: No space left") == true, "\(observed)")
+        bus.removeSyncObserver(token)
+        bus.post(application: try Structure(name: "after-removal"), from: pipeline)
+        #expect(!seen.withLock { $0 }.contains("after-removal"))
+    }
+
     @Test("callAsync runs on a GStreamer thread and may change state there")
     func callAsync() async throws {
         let pipeline = try Pipeline(launch: "fakesrc ! fakesink")

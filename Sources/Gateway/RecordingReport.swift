@@ -1,0 +1,69 @@
+import Foundation
+
+/// What one recording holds, written as JSON next to its WebM file (`NAME.webm` → `NAME.json`) when the
+/// recording is finalized.
+///
+/// Counts and gaps are measured on the data that entered the muxer, not on what the network delivered:
+/// - `videoFrames`, `keyframes`, `audioPackets`: buffers handed to webmmux (frames before the first keyframe
+///   and audio before it are not recorded and not counted).
+/// - `videoGaps`: stretches of more than 0.5 s of media time between two consecutive recorded video frames
+///   (a frozen or paused camera, heavy loss), plus a trailing stretch when no video arrived in the last
+///   0.5 s before the recording stopped. RTP sequence gaps are not reported: webrtcbin's jitter buffer
+///   retransmits and reorders before the recorder sees the packets, so what matters to a viewer is the
+///   time without frames.
+public struct RecordingReport: Codable, Sendable, Equatable {
+    /// A stretch without video frames, in seconds from the start of the file.
+    public struct Gap: Codable, Sendable, Equatable {
+        public var start: Double
+        public var end: Double
+        public var duration: Double { end - start }
+
+        public init(start: Double, end: Double) {
+            self.start = start
+            self.end = end
+        }
+    }
+
+    public var participantID: String
+    public var displayName: String
+    public var room: String
+    /// The WebM file's name (in the same directory as the report).
+    public var file: String
+    /// When the recorder started and stopped (UTC; ISO 8601 in JSON).
+    public var start: Date
+    public var end: Date
+    /// Media duration in seconds: from the first recorded frame to the end of the last.
+    public var duration: Double
+    /// RTP encoding names, for example `VP8` and `OPUS`; nil when that kind was not recorded.
+    public var videoCodec: String?
+    public var audioCodec: String?
+    public var videoFrames: Int
+    public var keyframes: Int
+    public var audioPackets: Int
+    public var videoGaps: [Gap]
+    /// The file's size in bytes when finalized.
+    public var bytes: Int
+    /// True if the muxer wrote its index and duration (the file is seekable); false after a write error
+    /// or a timeout (the file is readable; `WebMRepair.repair` makes it seekable).
+    public var finalizedCleanly: Bool
+    /// What went wrong, for the user.
+    public var error: String?
+
+    /// The JSON the gateway writes: ISO 8601 dates, sorted keys, pretty-printed.
+    public func json() throws -> Data {
+        let encoder = JSONEncoder()
+        encoder.dateEncodingStrategy = .iso8601
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        return try encoder.encode(self)
+    }
+
+    /// Reads a report written by `json()`.
+    public static func read(from url: URL) throws -> RecordingReport {
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .iso8601
+        return try decoder.decode(RecordingReport.self, from: Data(contentsOf: url))
+    }
+
+    /// The report's path for a recording file: the same name with `.json`.
+    public static func url(for file: URL) -> URL { file.deletingPathExtension().appendingPathExtension("json") }
+}
