@@ -219,7 +219,8 @@ public actor Call {
 
     // MARK: Participants
 
-    private func makePeer(for id: String) throws -> WebRTCPeer {
+    /// A participant with a new peer that sends every outgoing track, registered and watched.
+    private func makeParticipant(id: String, name: String, selfID: String) async throws -> Participant {
         peerSerial += 1
         let webrtc = WebRTCConfiguration(iceServers: serverICEServers + configuration.iceServers,
                                          latencyMilliseconds: configuration.latencyMilliseconds,
@@ -227,17 +228,17 @@ public actor Call {
         var peerLogger = logger
         peerLogger[metadataKey: "participant"] = "\(id)"
         let peer = try WebRTCPeer(configuration: webrtc, pipeline: pipeline, logger: peerLogger)
-        return peer
+        for track in tracks { try await peer.addTrack(track.codec, from: track.tee) }
+        let participant = Participant(id: id, name: name, selfID: selfID, peer: peer)
+        participants[id] = participant
+        watch(participant)
+        return participant
     }
 
     private func addParticipant(id: String, name: String) async -> Participant? {
         guard let selfID else { return nil }
         do {
-            let peer = try makePeer(for: id)
-            for track in tracks { try await peer.addTrack(track.codec, from: track.tee) }
-            let participant = Participant(id: id, name: name, selfID: selfID, peer: peer)
-            participants[id] = participant
-            watch(participant)
+            let participant = try await makeParticipant(id: id, name: name, selfID: selfID)
             logger.info("\(name) (\(id)) is in the call")
             eventSink.yield(.participantJoined(id: id, name: name))
             return participant
@@ -375,15 +376,11 @@ public actor Call {
         participants[participant.id] = nil
         guard let selfID else { return nil }
         do {
-            let peer = try makePeer(for: participant.id)
-            for track in tracks { try await peer.addTrack(track.codec, from: track.tee) }
-            let fresh = Participant(id: participant.id, name: participant.name, selfID: selfID, peer: peer)
+            let fresh = try await makeParticipant(id: participant.id, name: participant.name, selfID: selfID)
             fresh.joinedAt = participant.joinedAt
             // Their candidates so far belong to the offer we are about to answer.
             fresh.remoteCandidates = participant.remoteCandidates
-            for candidate in participant.remoteCandidates { try? await peer.addICECandidate(candidate) }
-            participants[participant.id] = fresh
-            watch(fresh)
+            for candidate in participant.remoteCandidates { try? await fresh.peer.addICECandidate(candidate) }
             return fresh
         } catch {
             eventSink.yield(.problem("cannot connect to \(participant.name): \(error)"))
