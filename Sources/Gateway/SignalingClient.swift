@@ -144,7 +144,7 @@ public final class SignalingClient: @unchecked Sendable {
                             guard case .text(let text) = message else { continue }
                             do {
                                 let decoded = try ServerMessage.decode(text)
-                                if case .welcome(let id, let name, let iceServers) = decoded {
+                                if case .welcome(let id, let name, let iceServers, _) = decoded {
                                     eventSink.yield(.connected(id: id, name: name, iceServers: iceServers))
                                 } else {
                                     eventSink.yield(.message(decoded))

@@ -8,8 +8,11 @@ import Foundation
 /// let decoded = try JSONDecoder().decode(ServerMessage.self, from: Data(frame.utf8))
 /// ```
 public enum ServerMessage: Sendable, Equatable {
-    /// `welcome {id, name, iceServers}`: the first message on every connection.
-    case welcome(id: String, name: String, iceServers: [IceServer])
+    /// `welcome {id, name, iceServers, resumeToken}`: the first message on every connection.
+    ///
+    /// `resumeToken` (opaque) lets a client that lost its socket reconnect with `/ws?resume=TOKEN` and
+    /// keep its id; nil from servers that predate it.
+    case welcome(id: String, name: String, iceServers: [IceServer], resumeToken: String?)
     /// `room-joined {roomId, self: {id, name}, peers: [{id, name}], capacity}` to the member who joined.
     case roomJoined(roomId: String, self: PeerInfo, peers: [PeerInfo], capacity: Int)
     /// `user-joined {from, name, roomUsers}` to the other members; `roomUsers` lists every member, the new one included.
@@ -73,7 +76,7 @@ public enum ServerMessage: Sendable, Equatable {
 
 extension ServerMessage: Codable {
     enum Keys: String, CodingKey {
-        case type, id, name, iceServers, roomId, `self`, peers, capacity, from, roomUsers
+        case type, id, name, iceServers, resumeToken, roomId, `self`, peers, capacity, from, roomUsers
         case offer, answer, candidate, users, audio, video, screen, code, message
     }
 
@@ -86,7 +89,8 @@ extension ServerMessage: Codable {
             self = .welcome(
                 id: try c.decode(String.self, forKey: .id),
                 name: try c.decode(String.self, forKey: .name),
-                iceServers: try c.decodeIfPresent([IceServer].self, forKey: .iceServers) ?? []
+                iceServers: try c.decodeIfPresent([IceServer].self, forKey: .iceServers) ?? [],
+                resumeToken: try c.decodeIfPresent(String.self, forKey: .resumeToken)
             )
         case "room-joined":
             self = .roomJoined(
@@ -142,10 +146,11 @@ extension ServerMessage: Codable {
         var c = encoder.container(keyedBy: Keys.self)
         try c.encode(type, forKey: .type)
         switch self {
-        case .welcome(let id, let name, let iceServers):
+        case .welcome(let id, let name, let iceServers, let resumeToken):
             try c.encode(id, forKey: .id)
             try c.encode(name, forKey: .name)
             try c.encode(iceServers, forKey: .iceServers)
+            try c.encodeIfPresent(resumeToken, forKey: .resumeToken)
         case .roomJoined(let roomId, let me, let peers, let capacity):
             try c.encode(roomId, forKey: .roomId)
             try c.encode(me, forKey: .self)

@@ -144,14 +144,14 @@ public final class AccountStore: Sendable {
         let expires = Self.now() + Int(sessionLifetime.components.seconds)
         _ = try await db.query(
             "INSERT INTO sessions (token_hash, username, expires_at) VALUES (?, ?, ?)",
-            [.text(SHA256.hex(token)), .text(username), .integer(expires)]
+            [.text(TokenHash.hex(token)), .text(username), .integer(expires)]
         )
         return token
     }
 
     /// The user of a live session, or nil for an unknown or expired one.
     func session(_ token: String) async throws -> String? {
-        let hash = SHA256.hex(token)
+        let hash = TokenHash.hex(token)
         let rows = try await db.query("SELECT username, expires_at FROM sessions WHERE token_hash = ?", [.text(hash)])
         guard let row = rows.first, let username = row.column("username")?.string,
             let expires = row.column("expires_at")?.integer
@@ -164,7 +164,7 @@ public final class AccountStore: Sendable {
     }
 
     func deleteSession(_ token: String) async throws {
-        _ = try await db.query("DELETE FROM sessions WHERE token_hash = ?", [.text(SHA256.hex(token))])
+        _ = try await db.query("DELETE FROM sessions WHERE token_hash = ?", [.text(TokenHash.hex(token))])
     }
 
     /// Creates an API token; the secret is returned once and stored only hashed.
@@ -181,7 +181,7 @@ public final class AccountStore: Sendable {
         let expires: SQLiteData = lifetime.map { .integer(Self.now() + Int($0.components.seconds)) } ?? .null
         _ = try await db.query(
             "INSERT INTO api_tokens (token_hash, name, username, created_at, expires_at) VALUES (?, ?, ?, ?, ?)",
-            [.text(SHA256.hex(token)), .text(trimmed), username.map { .text($0) } ?? .null, .integer(Self.now()), expires]
+            [.text(TokenHash.hex(token)), .text(trimmed), username.map { .text($0) } ?? .null, .integer(Self.now()), expires]
         )
         return token
     }
@@ -190,7 +190,7 @@ public final class AccountStore: Sendable {
     func identity(forToken token: String) async throws -> Identity? {
         let rows = try await db.query(
             "SELECT name, username, expires_at FROM api_tokens WHERE token_hash = ?",
-            [.text(SHA256.hex(token))]
+            [.text(TokenHash.hex(token))]
         )
         guard let row = rows.first, let name = row.column("name")?.string else { return nil }
         if let expires = row.column("expires_at")?.integer, expires <= Self.now() { return nil }

@@ -36,8 +36,9 @@ public func buildApplication(
         sessionLifetime: configuration.sessionLifetime,
         logger: logger
     )
+    let resumeTokens = try ResumeTokens.load(dataDirectory: configuration.dataDirectory, logger: logger)
     let metrics = ServerMetrics()
-    let hub = SignalingHub(configuration: configuration, metrics: metrics, logger: logger)
+    let hub = SignalingHub(configuration: configuration, metrics: metrics, logger: logger, resumeTokens: resumeTokens)
     let connection = WebSocketConnection(hub: hub, accounts: accounts, configuration: configuration, metrics: metrics)
 
     let router = Router()
@@ -52,9 +53,11 @@ public func buildApplication(
     router.add(middleware: files)
     addAPIRoutes(to: router, configuration: configuration, accounts: accounts, hub: hub, metrics: metrics)
 
-    let wsRouter = Router(context: BasicWebSocketRequestContext.self)
+    let wsRouter = Router(context: SignalingRequestContext.self)
     wsRouter.ws("/ws") { inbound, outbound, context in
-        await connection.run(inbound: inbound, outbound: outbound, request: context.request, logger: context.logger)
+        await connection.run(
+            inbound: inbound, outbound: outbound, request: context.request, channel: context.requestContext.channel, logger: context.logger
+        )
     }
 
     return Application(
@@ -70,6 +73,20 @@ public func buildApplication(
         },
         logger: logger
     )
+}
+
+/// The request context of `/ws`: a WebSocket context that also keeps the connection's channel, so the
+/// connection can watch the close frame (see `CloseCodeObserver`).
+struct SignalingRequestContext: RequestContext, WebSocketRequestContext {
+    var coreContext: CoreRequestContextStorage
+    let webSocket: WebSocketHandlerReference<Self>
+    let channel: any Channel
+
+    init(source: ApplicationRequestContextSource) {
+        coreContext = .init(source: source)
+        webSocket = .init()
+        channel = source.channel
+    }
 }
 
 /// Closes every WebSocket and the database when the server shuts down gracefully.

@@ -42,12 +42,29 @@ public struct RoomSummary: Codable, Sendable, Equatable {
 /// Rooms, presence and routing. Every client message is handled here, one at a time.
 actor SignalingHub {
     struct Client {
-        let handle: ClientHandle
+        var handle: ClientHandle
         var name: String
         let identity: Identity?
         let sequence: Int
         var roomId: String?
+        /// Set while the room keeps this member for a resume.
+        var hold: Hold?
     }
+
+    /// A room membership kept, without telling the room, after the member's socket dropped: until the
+    /// member resumes its id and rejoins the room, leaves it, or the grace (`resumeGrace`) ends.
+    struct Hold {
+        /// No socket: the old one dropped and no resume has come yet (the member is offline in presence).
+        var detached: Bool
+        /// Tells this hold's timer from a later hold's.
+        let generation: Int
+        /// Messages for the member (offer, answer, ice-candidate, media-state, user-joined, …) as text
+        /// frames, delivered right after its `room-joined` when it rejoins; dropped if the grace ends.
+        var pending: [String] = []
+    }
+
+    /// Messages held for one member in grace; later ones are dropped.
+    static let pendingLimit = 256
 
     struct Room {
         let id: String
@@ -58,37 +75,119 @@ actor SignalingHub {
     let configuration: VCallServerConfiguration
     let metrics: ServerMetrics
     let logger: Logger
+    let resumeTokens: ResumeTokens
     private var clients: [String: Client] = [:]
     private var rooms: [String: Room] = [:]
     private var sequence = 0
     private var presenceScheduled = false
+    private var holdGeneration = 0
 
-    init(configuration: VCallServerConfiguration, metrics: ServerMetrics, logger: Logger) {
+    init(configuration: VCallServerConfiguration, metrics: ServerMetrics, logger: Logger, resumeTokens: ResumeTokens) {
         self.configuration = configuration
         self.metrics = metrics
         self.logger = logger
+        self.resumeTokens = resumeTokens
     }
 
     // MARK: connections
 
-    /// Registers a connection and sends it `welcome` (and everyone `online-users`).
-    func connect(_ handle: ClientHandle, name: String, identity: Identity?) {
-        sequence += 1
-        clients[handle.id] = Client(handle: handle, name: name, identity: identity, sequence: sequence, roomId: nil)
-        metrics.connections.set(Double(clients.count))
-        handle.send(.welcome(id: handle.id, name: name, iceServers: configuration.iceServers))
-        logger.debug("connected", metadata: ["peer": "\(handle.id)", "name": "\(name)", "authenticated": "\(identity != nil)"])
+    /// Registers a connection, sends it `welcome` (with its resume token) and everyone `online-users`.
+    ///
+    /// `resuming` is the id of a valid resume token. The connection takes that id: it inherits the id's
+    /// name and room membership when the id is still known (a member in its grace, or a half-open socket,
+    /// which is closed without telling anyone), or starts afresh under it (after a server restart, or once
+    /// the grace is over). An id held by other credentials is not handed over: the connection gets a new id.
+    func connect(
+        _ continuation: AsyncStream<String>.Continuation, name: String, identity: Identity?, resuming: String?
+    ) -> ClientHandle {
+        var id = RandomToken.hex(byteCount: 12)
+        var inherited: Client?
+        if let resuming {
+            if let existing = clients[resuming], existing.identity != identity {
+                logger.debug("resume refused: the id belongs to other credentials", metadata: ["peer": "\(resuming)"])
+            } else {
+                id = resuming
+                inherited = clients[resuming]
+            }
+        }
+        let handle = ClientHandle(id: id, continuation: continuation)
+        if var client = inherited {
+            let previous = client.handle
+            client.handle = handle
+            clients[id] = client
+            if client.roomId != nil {
+                if configuration.resumeGrace > .zero {
+                    // Held until it sends join-room for its room (or the grace ends).
+                    if clients[id]?.hold == nil { clients[id]?.hold = startHold(id) }
+                    clients[id]?.hold?.detached = false
+                } else {
+                    removeFromRoom(id)
+                }
+            }
+            // A half-open socket of the same id: close it; its end is not reported to anyone.
+            previous.close()
+            logger.debug("resumed", metadata: ["peer": "\(id)", "room": "\(client.roomId ?? "-")"])
+        } else {
+            sequence += 1
+            clients[id] = Client(handle: handle, name: name, identity: identity, sequence: sequence, roomId: nil)
+            logger.debug(
+                "connected",
+                metadata: ["peer": "\(id)", "name": "\(name)", "authenticated": "\(identity != nil)", "resumed": "\(resuming != nil)"]
+            )
+        }
+        updateConnectionGauge()
+        handle.send(.welcome(
+            id: id, name: clients[id]?.name ?? name, iceServers: configuration.iceServers, resumeToken: resumeTokens.token(for: id)
+        ))
+        broadcastPresence()
+        return handle
+    }
+
+    /// A socket ended. `clean` means the client closed it with code 1000 or 1001: the member leaves its room
+    /// at once. Otherwise the room keeps the member for `resumeGrace`, telling nobody.
+    func disconnect(_ handle: ClientHandle, clean: Bool) {
+        let id = handle.id
+        // A socket whose id a resume took over is gone without a trace.
+        guard let client = clients[id], client.handle === handle else { return }
+        if !clean, client.roomId != nil, configuration.resumeGrace > .zero {
+            if client.hold == nil { clients[id]?.hold = startHold(id) }
+            clients[id]?.hold?.detached = true
+            logger.debug("socket dropped: the room keeps the member for a resume", metadata: ["peer": "\(id)", "room": "\(client.roomId ?? "-")"])
+        } else {
+            removeFromRoom(id)
+            clients[id] = nil
+            logger.debug("disconnected", metadata: ["peer": "\(id)", "clean": "\(clean)"])
+        }
+        updateConnectionGauge()
         broadcastPresence()
     }
 
-    /// Removes a connection: leaves its room and updates presence.
-    func disconnect(_ id: String) {
-        guard clients[id] != nil else { return }
+    /// Starts the grace timer of a new hold.
+    private func startHold(_ id: String) -> Hold {
+        holdGeneration += 1
+        let generation = holdGeneration
+        let grace = configuration.resumeGrace
+        Task {
+            try? await Task.sleep(for: grace)
+            self.expireHold(id, generation: generation)
+        }
+        return Hold(detached: true, generation: generation)
+    }
+
+    /// The grace is over and the member has not rejoined: the room is told it left.
+    private func expireHold(_ id: String, generation: Int) {
+        guard let hold = clients[id]?.hold, hold.generation == generation else { return }
+        logger.debug("no resume within the grace: the member leaves its room", metadata: ["peer": "\(id)"])
         removeFromRoom(id)
-        clients[id] = nil
-        metrics.connections.set(Double(clients.count))
-        logger.debug("disconnected", metadata: ["peer": "\(id)"])
+        if hold.detached {
+            clients[id] = nil
+            updateConnectionGauge()
+        }
         broadcastPresence()
+    }
+
+    private func updateConnectionGauge() {
+        metrics.connections.set(Double(clients.values.filter { $0.hold?.detached != true }.count))
     }
 
     /// Closes every connection (graceful shutdown).
@@ -104,8 +203,10 @@ actor SignalingHub {
 
     // MARK: messages
 
-    func handle(_ message: ClientMessage, from id: String) {
-        guard let client = clients[id] else { return }
+    func handle(_ message: ClientMessage, from handle: ClientHandle) {
+        let id = handle.id
+        // Messages still arriving on a socket that a resume replaced are ignored.
+        guard let client = clients[id], client.handle === handle else { return }
         metrics.messagesReceived.increment()
         switch message {
         case .joinRoom(let roomId, let name, let capacity):
@@ -167,6 +268,12 @@ actor SignalingHub {
         clients[id]?.handle.send(.error(code: code, message: message))
     }
 
+    /// Sends an `error` on one connection and counts it.
+    func fail(_ handle: ClientHandle, _ code: ErrorCode, _ message: String) {
+        metrics.countError(code)
+        handle.send(.error(code: code, message: message))
+    }
+
     // MARK: rooms
 
     private func join(_ id: String, roomId: String, name: String?, capacity: Int?) {
@@ -177,13 +284,19 @@ actor SignalingHub {
             clients[id] = client
         }
         if client.roomId == roomId, let room = rooms[roomId] {
-            // Joining the room one is in again just repeats room-joined.
+            // Joining the room one is in again just repeats room-joined. This is also how a resumed member
+            // comes back: the others never saw it leave, so they are told nothing; what was held for it follows.
             client.handle.send(.roomJoined(
                 roomId: roomId,
                 self: PeerInfo(id: id, name: client.name),
                 peers: room.members.filter { $0 != id }.compactMap(peerInfo),
                 capacity: room.capacity
             ))
+            if let hold = client.hold {
+                clients[id]?.hold = nil
+                for text in hold.pending { client.handle.send(text: text) }
+                logger.debug("rejoined after a resume", metadata: ["peer": "\(id)", "room": "\(roomId)", "held": "\(hold.pending.count)"])
+            }
             broadcastPresence()
             return
         }
@@ -215,6 +328,7 @@ actor SignalingHub {
     private func removeFromRoom(_ id: String) {
         guard let roomId = clients[id]?.roomId else { return }
         clients[id]?.roomId = nil
+        clients[id]?.hold = nil
         guard var room = rooms[roomId] else { return }
         room.members.removeAll { $0 == id }
         if room.members.isEmpty {
@@ -269,10 +383,16 @@ actor SignalingHub {
         return target.handle.id
     }
 
+    /// Sends a message to a client, or holds it while the client's room membership is held for a resume.
     private func deliver(_ message: ServerMessage, to id: String, counted: Bool = true) {
         guard let client = clients[id] else { return }
         if counted { metrics.messagesRelayed.increment() }
-        client.handle.send(message)
+        guard let hold = client.hold else { return client.handle.send(message) }
+        guard hold.pending.count < Self.pendingLimit else {
+            logger.debug("dropping a \(message.type) for a member in its grace: too many held", metadata: ["peer": "\(id)"])
+            return
+        }
+        clients[id]?.hold?.pending.append(message.jsonString())
     }
 
     private func authorized(_ client: Client) -> Bool {
@@ -286,8 +406,9 @@ actor SignalingHub {
 
     // MARK: presence
 
+    /// Whether a client is listed in `online-users` (and may be called): not while its socket is gone.
     private func visibleInPresence(_ client: Client) -> Bool {
-        !configuration.requireLogin || client.identity != nil
+        client.hold?.detached != true && (!configuration.requireLogin || client.identity != nil)
     }
 
     private func peerInfo(_ id: String) -> PeerInfo? {

@@ -35,6 +35,10 @@ public struct VCallServerConfiguration: Sendable {
     public var bcryptCost: UInt8 = 12
     /// How long a login session lasts.
     public var sessionLifetime: Duration = .seconds(30 * 24 * 3600)
+    /// How long a room keeps a member whose socket dropped (no close frame, or a close code other than
+    /// 1000/1001) before telling the others `user-disconnected`; a client that resumes its id
+    /// (`/ws?resume=TOKEN`) and rejoins within it is never seen leaving. Zero disables the grace.
+    public var resumeGrace: Duration = .seconds(20)
 
     public init() {}
 

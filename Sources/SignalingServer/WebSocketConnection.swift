@@ -13,18 +13,25 @@ struct WebSocketConnection {
     let configuration: VCallServerConfiguration
     let metrics: ServerMetrics
 
-    func run(inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter, request: Request, logger: Logger) async {
-        let id = RandomToken.hex(byteCount: 12)
+    func run(inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter, request: Request, channel: any Channel, logger: Logger) async {
+        let closeCode = await CloseCodeObserver.install(on: channel, logger: logger)
         let credentials = await Authentication.identity(of: request, accounts: accounts)
         let (stream, continuation) = AsyncStream<String>.makeStream(bufferingPolicy: .bufferingOldest(ClientHandle.queueLimit))
-        let handle = ClientHandle(id: id, continuation: continuation)
         // A guest may bring a display name (`/ws?name=…`) so presence shows it before any join-room.
         let requestedName = request.uri.queryParameters.get("name").flatMap { SignalingLimits.normalizedName(String($0)) }
         let guestName = requestedName ?? "guest-" + RandomToken.hex(byteCount: 2)
-        await hub.connect(handle, name: credentials.identity?.name ?? guestName, identity: credentials.identity)
+        // A client whose socket dropped may ask for its old id back (`/ws?resume=TOKEN`).
+        var resuming: String?
+        if let token = request.uri.queryParameters.get("resume").map({ String($0) }) {
+            resuming = hub.resumeTokens.id(from: token)
+            if resuming == nil { logger.debug("ignoring an invalid resume token: the connection gets a new id") }
+        }
+        let handle = await hub.connect(
+            continuation, name: credentials.identity?.name ?? guestName, identity: credentials.identity, resuming: resuming
+        )
         if credentials.rejected {
             await hub.fail(
-                id, .unauthorized,
+                handle, .unauthorized,
                 "the session or API token you sent is invalid or expired: you are connected as a guest; log in again or create a new token"
             )
         }
@@ -40,16 +47,16 @@ struct WebSocketConnection {
                 }
             }
             group.addTask {
-                await self.readLoop(inbound: inbound, id: id, handle: handle, logger: logger)
+                await self.readLoop(inbound: inbound, handle: handle, logger: logger)
             }
             await group.next()
             group.cancelAll()
         }
         continuation.finish()
-        await hub.disconnect(id)
+        await hub.disconnect(handle, clean: closeCode?.isCleanClose ?? false)
     }
 
-    private func readLoop(inbound: WebSocketInboundStream, id: String, handle: ClientHandle, logger: Logger) async {
+    private func readLoop(inbound: WebSocketInboundStream, handle: ClientHandle, logger: Logger) async {
         let limit = configuration.maxMessageBytes
         var limiter = RateLimiter(perSecond: configuration.rateLimitPerSecond, burst: configuration.rateLimitBurst)
         var buffer = ByteBuffer()
@@ -76,19 +83,19 @@ struct WebSocketConnection {
                 }
                 guard frame.fin else { continue }
                 inMessage = false
-                await process(buffer: buffer, size: size, isText: isText, id: id, limiter: &limiter)
+                await process(buffer: buffer, size: size, isText: isText, handle: handle, limiter: &limiter)
                 buffer.clear()
             }
         } catch {
-            logger.debug("websocket read ended", metadata: ["peer": "\(id)", "error": "\(error)"])
+            logger.debug("websocket read ended", metadata: ["peer": "\(handle.id)", "error": "\(error)"])
         }
     }
 
-    private func process(buffer: ByteBuffer, size: Int, isText: Bool, id: String, limiter: inout RateLimiter) async {
+    private func process(buffer: ByteBuffer, size: Int, isText: Bool, handle: ClientHandle, limiter: inout RateLimiter) async {
         guard limiter.allow() else {
             if limiter.shouldWarn() {
                 await hub.fail(
-                    id, .rateLimited,
+                    handle, .rateLimited,
                     "too many messages: this connection may send \(Int(configuration.rateLimitPerSecond)) per second (bursts of \(Int(configuration.rateLimitBurst))); messages are being dropped, slow down"
                 )
             } else {
@@ -98,22 +105,22 @@ struct WebSocketConnection {
         }
         guard size <= configuration.maxMessageBytes else {
             await hub.fail(
-                id, .tooLarge,
+                handle, .tooLarge,
                 "the message is \(size) bytes; this server accepts at most \(configuration.maxMessageBytes): send smaller messages (one SDP or candidate each)"
             )
             return
         }
         guard isText else {
-            await hub.fail(id, .badJSON, "binary frames are not accepted: send each message as JSON in a text frame")
+            await hub.fail(handle, .badJSON, "binary frames are not accepted: send each message as JSON in a text frame")
             return
         }
         let message: ClientMessage
         do {
             message = try ClientMessage.parse(buffer.readableBytesView)
         } catch {
-            await hub.fail(id, error.code, error.message)
+            await hub.fail(handle, error.code, error.message)
             return
         }
-        await hub.handle(message, from: id)
+        await hub.handle(message, from: handle)
     }
 }

@@ -19,7 +19,7 @@ struct Serve: AsyncParsableCommand {
 
     @Option(help: "Address to listen on.") var host = "127.0.0.1"
     @Option(help: "Port to listen on (0 = any free port; the real one is printed).") var port = 8080
-    @Option(name: .customLong("data-dir"), help: "Folder for vcall.sqlite (accounts, sessions, tokens).") var dataDir = "./vcall-data"
+    @Option(name: .customLong("data-dir"), help: "Folder for vcall.sqlite (accounts, sessions, tokens) and resume-secret.") var dataDir = "./vcall-data"
     @Flag(name: .customLong("require-login"), help: "Every room join and call needs a session or an API token.") var requireLogin = false
     @Option(name: .customLong("room-capacity"), help: "Largest room (a room's creator may ask for a smaller one).") var roomCapacity = SignalingLimits.defaultRoomCapacity
     @Option(name: .customLong("max-message-bytes"), help: "Largest accepted message in bytes; larger ones get error too-large.") var maxMessageBytes = SignalingLimits.defaultMaxMessageBytes
@@ -27,6 +27,10 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("rate-burst"), help: "Messages a connection may send in one burst.") var rateBurst: Double = 200
     @Option(name: .customLong("stun"), help: "STUN server URL for clients, e.g. stun:stun.example.org:3478 (repeatable).") var stun: [String] = []
     @Option(name: .customLong("turn"), help: "TURN server for clients: turn:HOST:PORT or USER:PASSWORD@turn:HOST:PORT (repeatable).") var turn: [String] = []
+    @Option(
+        name: .customLong("resume-grace"),
+        help: "Seconds a room keeps a member whose connection dropped, so it can reconnect and resume unnoticed (0 = tell the room at once)."
+    ) var resumeGrace: Double = 20
     @Option(name: .customLong("web-root"), help: "Serve the web app from this folder instead of the bundled files.") var webRoot: String?
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.") var logLevel = "info"
 
@@ -35,6 +39,7 @@ struct Serve: AsyncParsableCommand {
         guard roomCapacity >= 1 else { throw ValidationError("--room-capacity must be at least 1") }
         guard maxMessageBytes >= 1024 else { throw ValidationError("--max-message-bytes must be at least 1024") }
         guard rateLimit > 0, rateBurst >= 1 else { throw ValidationError("--rate-limit must be > 0 and --rate-burst at least 1") }
+        guard resumeGrace >= 0, resumeGrace <= 86400 else { throw ValidationError("--resume-grace must be 0…86400 seconds") }
         guard Logger.Level(rawValue: logLevel) != nil else {
             throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical")
         }
@@ -65,6 +70,7 @@ struct Serve: AsyncParsableCommand {
         configuration.rateLimitPerSecond = rateLimit
         configuration.rateLimitBurst = rateBurst
         configuration.webRoot = webRoot
+        configuration.resumeGrace = .milliseconds(Int64((resumeGrace * 1000).rounded()))
         configuration.iceServers = (stun.isEmpty ? [] : [IceServer(urls: stun)]) + turn.compactMap(parseTurn)
 
         let host = self.host

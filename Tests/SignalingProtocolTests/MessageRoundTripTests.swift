@@ -27,11 +27,11 @@ struct MessageRoundTripTests {
     ]
 
     static let serverMessages: [ServerMessage] = [
-        .welcome(id: "id1", name: "guest-1a2b", iceServers: []),
+        .welcome(id: "id1", name: "guest-1a2b", iceServers: [], resumeToken: nil),
         .welcome(id: "id1", name: "ada", iceServers: [
             IceServer(urls: ["stun:stun.example.org:3478"]),
             IceServer(urls: ["turn:turn.example.org:3478"], username: "u", credential: "p"),
-        ]),
+        ], resumeToken: "id1.0123abcd"),
         .roomJoined(roomId: "r", self: PeerInfo(id: "a", name: "Ada"), peers: [PeerInfo(id: "b", name: "Bob")], capacity: 8),
         .userJoined(from: "b", name: "Bob", roomUsers: ["a", "b"]),
         .userDisconnected(from: "b"),
@@ -85,6 +85,15 @@ struct MessageRoundTripTests {
         let message = try ClientMessage.parse(Array(#"{"type":"offer","from":"forged","to":"b","offer":{"type":"offer","sdp":"v=0"}}"#.utf8))
         #expect(message == .offer(to: "b", offer: SessionDescription(type: "offer", sdp: "v=0")))
         #expect(!message.jsonString().contains("forged"))
+    }
+
+    @Test("a welcome without resumeToken (an older server) decodes with nil, and nil is not written")
+    func welcomeWithoutResumeToken() throws {
+        let old = try ServerMessage.decode(#"{"type":"welcome","id":"a1","name":"ada","iceServers":[]}"#)
+        #expect(old == .welcome(id: "a1", name: "ada", iceServers: [], resumeToken: nil))
+        #expect(!old.jsonString().contains("resumeToken"))
+        let new = ServerMessage.welcome(id: "a1", name: "ada", iceServers: [], resumeToken: "a1.ff")
+        #expect(new.jsonString().contains(#""resumeToken":"a1.ff""#))
     }
 
     @Test("ice servers accept urls as a string or an array")

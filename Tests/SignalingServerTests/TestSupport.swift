@@ -136,17 +136,19 @@ final class WSPeer: Sendable {
     let id: String
     let name: String
     let iceServers: [IceServer]
+    let resumeToken: String?
 
     private init(outbound: WebSocketOutboundWriter, task: Task<Void, any Error>, mailbox: Mailbox, welcome: ServerMessage) throws {
         self.outbound = outbound
         self.task = task
         self.inbox = mailbox
-        guard case .welcome(let id, let name, let iceServers) = welcome else {
+        guard case .welcome(let id, let name, let iceServers, let resumeToken) = welcome else {
             throw TestTimeout(description: "first message was not welcome: \(welcome)")
         }
         self.id = id
         self.name = name
         self.iceServers = iceServers
+        self.resumeToken = resumeToken
     }
 
     static func connect(port: Int, path: String, headers: HTTPFields) async throws -> WSPeer {
@@ -226,6 +228,32 @@ final class WSPeer: Sendable {
         }
     }
 
+    /// Every message up to and including the first that satisfies `predicate`.
+    func collect(timeout: Duration = .seconds(20), until predicate: (ServerMessage) -> Bool) async throws -> [ServerMessage] {
+        let deadline = ContinuousClock.now + timeout
+        var seen: [ServerMessage] = []
+        while true {
+            let left = deadline - ContinuousClock.now
+            guard left > .zero, let text = await inbox.next(timeout: left) else {
+                throw TestTimeout(description: "\(id): no awaited message within \(timeout); got \(seen.map(\.type))")
+            }
+            let message = try ServerMessage.decode(text)
+            seen.append(message)
+            if predicate(message) { return seen }
+        }
+    }
+
+    /// Every message arriving within `window`.
+    func drain(within window: Duration = .milliseconds(300)) async throws -> [ServerMessage] {
+        let deadline = ContinuousClock.now + window
+        var found: [ServerMessage] = []
+        while true {
+            let left = deadline - ContinuousClock.now
+            guard left > .zero, let text = await inbox.next(timeout: left) else { return found }
+            found.append(try ServerMessage.decode(text))
+        }
+    }
+
     /// The next `online-users` list that satisfies `predicate`.
     func onlineUsers(timeout: Duration = .seconds(20), where predicate: ([OnlineUser]) -> Bool) async throws -> [OnlineUser] {
         let deadline = ContinuousClock.now + timeout
@@ -243,6 +271,16 @@ final class WSPeer: Sendable {
     func close() async {
         try? await outbound.close(.normalClosure, reason: nil)
         _ = try? await task.value
+    }
+
+    /// Whether the server closed this socket within `timeout`.
+    func closedByServer(within timeout: Duration) async -> Bool {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if await inbox.closed { return true }
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        return await inbox.closed
     }
 }
 

@@ -72,7 +72,11 @@ def free_port() -> int:
 
 
 class Server:
-    """One vcall-server process on a free port with its own data dir."""
+    """One vcall-server process on a free port with its own data dir.
+
+    kill() ends it with SIGKILL (no graceful shutdown: sockets just vanish) and start() runs it again on
+    the same port and data dir, as a crashed server restarted by its supervisor would be.
+    """
 
     def __init__(self, *extra_args: str) -> None:
         self.binary = server_binary()
@@ -80,13 +84,33 @@ class Server:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = self.data_dir / "server.log"
-        args = [str(self.binary), "--host", "127.0.0.1", "--port", str(self.port), "--data-dir", str(self.data_dir)]
+        self.args = [str(self.binary), "--host", "127.0.0.1", "--port", str(self.port), "--data-dir", str(self.data_dir)]
         if os.environ.get("VCALL_TEST_BUNDLED_WEB") != "1":
-            args += ["--web-root", str(WEB_ROOT)]
-        args += list(extra_args)
-        self.log = open(self.log_path, "wb")
-        self.process = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
-        self.wait_healthy()
+            self.args += ["--web-root", str(WEB_ROOT)]
+        self.args += list(extra_args)
+        self.log = open(self.log_path, "ab")
+        self.process: subprocess.Popen | None = None
+        self.start()
+
+    def start(self, timeout: float = 30.0) -> None:
+        """Start the server (again) on its port; retries while the port is still held by a dying process."""
+        deadline = time.monotonic() + timeout
+        while True:
+            self.process = subprocess.Popen(self.args, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
+            try:
+                self.wait_healthy(timeout=max(1.0, deadline - time.monotonic()))
+                return
+            except RuntimeError:
+                # An exit right away is most likely "address already in use" just after a kill: try again.
+                if self.process.poll() is None or time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.2)
+
+    def kill(self) -> None:
+        """SIGKILL the server: no close frames, no shutdown; the data dir stays for start()."""
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=10)
 
     def wait_healthy(self, timeout: float = 30.0) -> None:
         deadline = time.monotonic() + timeout
@@ -110,7 +134,7 @@ class Server:
             return ""
 
     def stop(self) -> None:
-        if self.process.poll() is None:
+        if self.process is not None and self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
             try:
                 self.process.wait(timeout=10)

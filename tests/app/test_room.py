@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import time
+import urllib.request
 
+from app_harness import Server, Users
 from app_helpers import (
     all_videos_playing,
     assert_video_playing,
@@ -161,6 +164,29 @@ def test_third_user_in_a_two_person_room_sees_full_room(users):
     assert_video_playing(bob, peer_id_by_name(bob, "alice"))
 
 
+def call_snapshot(page, other: str) -> dict:
+    """Own id, the other's peer id, its Peer's serial (a new RTCPeerConnection gets a new one) and offer counts."""
+    pid = peer_id_by_name(page, other)
+    return {
+        "self": page.evaluate("() => window.vcall.selfId"),
+        "peer": pid,
+        "serial": page.evaluate("(id) => window.vcall.peers()[id].serial", pid),
+        "totals": page.evaluate("() => window.vcall.totals()"),
+    }
+
+
+def assert_same_call(page, before: dict) -> None:
+    """Same own id, same single peer, same RTCPeerConnection, still connected, and no renegotiation."""
+    assert page.evaluate("() => window.vcall.selfId") == before["self"]
+    assert page.evaluate("() => window.vcall.peerIds()") == [before["peer"]]
+    peer = page.evaluate("(id) => window.vcall.peers()[id]", before["peer"])
+    assert peer["serial"] == before["serial"], "the RTCPeerConnection was replaced"
+    assert peer["connectionState"] == "connected"
+    totals = page.evaluate("() => window.vcall.totals()")
+    for key in ("offersSent", "offersReceived"):
+        assert totals[key] == before["totals"][key], (key, before["totals"], totals)
+
+
 def test_rejoins_after_the_websocket_drops(users):
     room = new_room_id()
     alice = users.new("alice")
@@ -169,16 +195,15 @@ def test_rejoins_after_the_websocket_drops(users):
     join(bob, room, "bob")
     wait_connected(alice, 1)
     wait_connected(bob, 1)
-    old_bob_id = bob.evaluate("() => window.vcall.selfId")
+    before = {"alice": call_snapshot(alice, "bob"), "bob": call_snapshot(bob, "alice")}
 
+    # The socket drops (not a clean close): bob resumes his id and rejoins; alice never sees him leave.
     bob.evaluate("() => window.vcall.dropSignaling()")
     bob.wait_for_function("() => window.vcall.joins === 2 && window.vcall.phase === 'joined'", timeout=20_000)
-    assert bob.evaluate("() => window.vcall.selfId") != old_bob_id
-    alice.wait_for_function("(old) => !window.vcall.peerIds().includes(old)", arg=old_bob_id)
-    for page, other in ((alice, "bob"), (bob, "alice")):
-        wait_connected(page, 1)
-        assert_video_playing(page, peer_id_by_name(page, other))
-
+    for page, label, other in ((alice, "alice", "bob"), (bob, "bob", "alice")):
+        assert_same_call(page, before[label])
+        assert_video_playing(page, before[label]["peer"])
+    assert not bob.evaluate(f"() => window.vcall.peers()['{before['bob']['peer']}'].awaitingReturn")
 
 def test_ice_restart_keeps_the_call(users):
     room = new_room_id()
@@ -226,3 +251,72 @@ def test_simultaneous_offers_are_resolved_by_perfect_negotiation(users):
     assert a["polite"] != b["polite"]
     assert alice.evaluate("() => window.vcall.errors") == []
     assert bob.evaluate("() => window.vcall.errors") == []
+
+
+def frames_decoded(page, peer_id: str) -> int:
+    return inbound_video(page, peer_id)["framesDecoded"]
+
+
+def test_media_keeps_flowing_while_the_server_is_killed_and_restarted(browser):
+    """kill -9 of vcall-server mid-call: video keeps playing peer to peer; both rejoin with their old ids
+    when the server is back (same port, same data dir) and keep their RTCPeerConnection."""
+    server = Server()
+    users = Users(browser, server)
+    try:
+        room = new_room_id()
+        alice = users.new("alice")
+        bob = users.new("bob")
+        join(alice, room, "alice")
+        join(bob, room, "bob")
+        pages = {"alice": (alice, "bob"), "bob": (bob, "alice")}
+        before = {}
+        for label, (page, other) in pages.items():
+            wait_connected(page, 1)
+            before[label] = call_snapshot(page, other)
+            assert_video_playing(page, before[label]["peer"])
+
+        frames = {label: [frames_decoded(page, before[label]["peer"])] for label, (page, _) in pages.items()}
+        server.kill()
+        for page, _ in pages.values():
+            page.wait_for_function("() => window.vcall.phase === 'joining'", timeout=10_000)
+        # The server is gone for a few seconds; the video keeps playing.
+        for _ in range(3):
+            time.sleep(1.0)
+            for label, (page, _) in pages.items():
+                frames[label].append(frames_decoded(page, before[label]["peer"]))
+        for label, (page, _) in pages.items():
+            assert_video_playing(page, before[label]["peer"])
+
+        server.start()
+        for page, _ in pages.values():
+            page.wait_for_function("() => window.vcall.joins === 2 && window.vcall.phase === 'joined'", timeout=40_000)
+        for label, (page, _) in pages.items():
+            # Each has seen the other come back (room-joined or user-joined): nobody is waited for any more.
+            page.wait_for_function(
+                "(id) => { const p = window.vcall.peers()[id]; return p && !p.awaitingReturn; }",
+                arg=before[label]["peer"],
+                timeout=20_000,
+            )
+            frames[label].append(frames_decoded(page, before[label]["peer"]))
+            assert_same_call(page, before[label])
+            assert_video_playing(page, before[label]["peer"])
+            frames[label].append(frames_decoded(page, before[label]["peer"]))
+            assert all(a < b for a, b in zip(frames[label], frames[label][1:])), (label, frames[label])
+
+        # The restarted server has both in the room again under their old ids.
+        with urllib.request.urlopen(server.url + "/api/rooms", timeout=5) as r:
+            rooms = json.load(r)["rooms"]
+        members = sorted(m["id"] for m in rooms[0]["members"])
+        assert members == sorted(before[label]["self"] for label in pages)
+        errors = [f"{label}: {line}" for label, lines in users.console.items() for line in lines if line.startswith("pageerror")]
+        assert not errors, errors
+    except BaseException:
+        for label, lines in users.console.items():
+            print(f"--- console of {label} ---")
+            print("\n".join(lines[-60:]))
+        print("--- server log ---")
+        print(server.log_text())
+        raise
+    finally:
+        users.close()
+        server.stop()

@@ -6,9 +6,14 @@
 // when the other person hangs up).
 //
 // Life cycle: name → camera/microphone → WebSocket → `welcome` → `join-room` → `room-joined`.
-// When the WebSocket drops, Signaling reconnects with backoff; the next `welcome` brings a new id,
-// the page joins again and rebuilds every peer (the other members see the old id leave and the new
-// one join). Who offers first is decided in peer.js (the newcomer).
+// When the WebSocket drops, Signaling reconnects with backoff and resumes its id (`?resume=`); the page
+// joins again. Media flows peer to peer, so every RTCPeerConnection that is still alive is KEPT: a
+// member listed in `room-joined` or announced by `user-joined` for whom we already have a live Peer is
+// not renegotiated. Within the server's grace the others never notice; after a server restart (rooms
+// empty) they see us "join" and keep their Peer too. A Peer whose member is not listed when we rejoin
+// waits up to RETURN_TIMEOUT_MS for it to come back (user-joined) and is removed if it does not, or if
+// its connection fails. If the server hands us a NEW id (the token was refused), every Peer is rebuilt.
+// Who offers first is decided in peer.js (the newcomer).
 
 import { Signaling } from './signaling.js';
 import { Peer } from './peer.js';
@@ -21,6 +26,10 @@ const roomId = decodeURIComponent(location.pathname.replace(/^\/r\//, '').replac
 const capacityParam = Number.parseInt(params.get('capacity') || '', 10);
 const capacity = Number.isInteger(capacityParam) && capacityParam >= 1 && capacityParam <= 64 ? capacityParam : null;
 const isDirectCall = params.get('call') === '1';
+
+// How long a Peer kept across a reconnect waits for its member to show up in the room again.
+const RETURN_TIMEOUT_MS = 30000;
+let peerSerial = 0; // every Peer (RTCPeerConnection) this page made, numbered: tests check none is new
 
 const state = {
   phase: 'starting', // starting → naming → media → joining → joined | full | left | ended | error
@@ -59,6 +68,8 @@ window.vcall = {
       const { peer } = entry;
       out[id] = {
         name: entry.name,
+        serial: entry.serial,
+        awaitingReturn: Boolean(entry.returnTimer),
         state: peer.state,
         connectionState: peer.pc.connectionState,
         iceConnectionState: peer.pc.iceConnectionState,
@@ -364,7 +375,8 @@ function createPeer(id, name, initiator) {
     stream: state.stream,
     tracks: { audio: state.mic, video: currentVideoTrack() },
   });
-  const entry = { peer, name, tile: makeTile(id, name), media: { audio: true, video: true, screen: false } };
+  peerSerial += 1;
+  const entry = { peer, name, serial: peerSerial, tile: makeTile(id, name), media: { audio: true, video: true, screen: false }, returnTimer: null };
   state.peers.set(id, entry);
   updateStageLayout();
   peer.on('track', ({ track, stream }) => {
@@ -381,6 +393,8 @@ function createPeer(id, name, initiator) {
   peer.on('state', (uiState) => {
     if (state.peers.get(id) !== entry) return;
     setTileState(entry, uiState);
+    // A member we were waiting for after a reconnect whose connection died is gone for good.
+    if (entry.returnTimer && (uiState === 'failed' || uiState === 'closed')) removePeer(id);
   });
   peer.on('error', (err) => {
     state.errors.push(`${id}: ${err && err.message ? err.message : err}`);
@@ -391,6 +405,7 @@ function createPeer(id, name, initiator) {
 function removePeer(id) {
   const entry = state.peers.get(id);
   if (!entry) return null;
+  clearTimeout(entry.returnTimer);
   state.peers.delete(id);
   entry.peer.close();
   entry.tile.remove();
@@ -400,6 +415,50 @@ function removePeer(id) {
 
 function removeAllPeers() {
   for (const id of [...state.peers.keys()]) removePeer(id);
+}
+
+/** Whether a Peer's RTCPeerConnection can still carry media (it is not closed or failed). */
+function isAlive(entry) {
+  const pcState = entry.peer.pc.connectionState;
+  return !entry.peer.closed && pcState !== 'closed' && pcState !== 'failed';
+}
+
+/**
+ * The room lists `id` again (room-joined after a reconnect, or user-joined after a server restart):
+ * keep its Peer if the connection is alive, so media keeps flowing with no renegotiation. Returns false
+ * when there is nothing to keep (a dead Peer is removed): the caller makes a new one.
+ */
+function keepPeer(id, name) {
+  const entry = state.peers.get(id);
+  if (!entry) return false;
+  if (!isAlive(entry)) {
+    removePeer(id);
+    return false;
+  }
+  clearTimeout(entry.returnTimer);
+  entry.returnTimer = null;
+  if (name && name !== entry.name) {
+    entry.name = name;
+    entry.peer.name = name;
+    entry.tile.dataset.peerName = name;
+    entry.tile.querySelector('.tile-name').textContent = name;
+  }
+  setTileState(entry, entry.peer.state);
+  return true;
+}
+
+/** A member we have a Peer for was not listed when we rejoined: wait a while for it to come back. */
+function awaitReturn(id, entry) {
+  if (entry.returnTimer) return;
+  if (!isAlive(entry)) {
+    removePeer(id);
+    return;
+  }
+  entry.returnTimer = setTimeout(() => {
+    if (state.peers.get(id) !== entry) return;
+    removePeer(id);
+    if (state.phase === 'joined') notify(`${entry.name} left.`, 'info', 2500);
+  }, RETURN_TIMEOUT_MS);
 }
 
 let soundPromptShown = false;
@@ -443,11 +502,13 @@ function connect() {
     if (state.phase === 'joined' || state.phase === 'joining') {
       state.phase = 'joining';
       setServerStatus('offline', 'bad');
+      // Media flows peer to peer: each tile keeps showing its own connection's state.
       setBanner('Lost the connection to the server. Reconnecting… calls that are already connected keep going.', 'warn');
-      for (const entry of state.peers.values()) setTileState(entry, 'reconnecting');
     }
   });
   sig.on('welcome', (msg) => {
+    // A new id (the server did not take our resume token): the others will see a newcomer, so start again.
+    if (state.selfId && msg.id !== state.selfId) removeAllPeers();
     state.selfId = msg.id;
     state.iceServers = Array.isArray(msg.iceServers) ? msg.iceServers : [];
     if (state.phase === 'joining' || state.phase === 'media') join();
@@ -458,13 +519,20 @@ function connect() {
     const rejoin = state.joins > 0;
     state.joins += 1;
     state.phase = 'joined';
-    removeAllPeers(); // after a reconnect every member has a new id: start again
     setBanner('');
     if (Number.isInteger(msg.capacity)) state.capacity = msg.capacity;
     updateStageLayout();
     const peers = Array.isArray(msg.peers) ? msg.peers : [];
+    const listed = new Set();
     for (const p of peers) {
-      if (p && p.id && p.id !== state.selfId) createPeer(p.id, p.name || 'guest', true);
+      if (!p || !p.id || p.id === state.selfId) continue;
+      listed.add(p.id);
+      if (!keepPeer(p.id, p.name)) createPeer(p.id, p.name || 'guest', true);
+    }
+    // Peers the room did not list: after a server restart they come back (user-joined) as they reconnect;
+    // otherwise they left while we were away (and user-disconnected follows).
+    for (const [id, entry] of [...state.peers]) {
+      if (!listed.has(id)) awaitReturn(id, entry);
     }
     sendMediaState();
     if (state.authProblem) {
@@ -478,6 +546,11 @@ function connect() {
   });
   sig.on('user-joined', (msg) => {
     if (state.phase !== 'joined' || !msg.from || msg.from === state.selfId) return;
+    // Someone we are already in a call with, back after the server restarted: keep the call as it is.
+    if (keepPeer(msg.from, msg.name)) {
+      sendMediaState();
+      return;
+    }
     const entry = createPeer(msg.from, msg.name || 'guest', false);
     notify(`${entry.name} joined.`, 'info', 2500);
     sendMediaState(); // the newcomer learns our mic/camera/screen state

@@ -2,8 +2,10 @@
 //
 // One JSON object per text frame, each with a `type`. The client reconnects by itself with
 // exponential backoff (0.5 s, 1 s, 2 s … capped at 8 s, with jitter) whenever the socket drops,
-// until close() is called. Every new connection starts with a `welcome` carrying a NEW id, so the
-// owner must re-join its room and rebuild its peers on each `welcome` (see room.js).
+// until close() is called. Each `welcome` carries a `resumeToken`; a reconnect sends the last one
+// (`/ws?resume=TOKEN`), so the server gives back the SAME id and, within its grace period, the room
+// membership too: the others never see us leave. If the token is refused (say the server lost its
+// data) the `welcome` carries a new id and the owner must rebuild its peers (see room.js).
 //
 //   const sig = new Signaling();
 //   sig.on('welcome', (m) => sig.send({ type: 'join-room', roomId: 'abc' }));
@@ -15,8 +17,9 @@ export class Signaling {
   constructor(options = {}) {
     const proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
     const base = options.url || `${proto}//${location.host}/ws`;
-    const query = new URLSearchParams(options.params || {}).toString();
-    this.url = query ? `${base}?${query}` : base;
+    this.base = base;
+    this.params = { ...(options.params || {}) };
+    this.resumeToken = null; // from the last welcome; sent on every reconnect
     this.ws = null;
     this.handlers = new Map();
     this.closedByUser = false;
@@ -42,6 +45,14 @@ export class Signaling {
         console.error(`vcall: handler for ${type} failed`, err);
       }
     }
+  }
+
+  /** The URL of the next connection: the params, plus the resume token once the server gave one. */
+  get url() {
+    const query = new URLSearchParams(this.params);
+    if (this.resumeToken) query.set('resume', this.resumeToken);
+    const text = query.toString();
+    return text ? `${this.base}?${text}` : this.base;
   }
 
   get isOpen() {
@@ -75,6 +86,7 @@ export class Signaling {
         return;
       }
       if (!msg || typeof msg.type !== 'string') return;
+      if (msg.type === 'welcome') this.resumeToken = typeof msg.resumeToken === 'string' ? msg.resumeToken : null;
       this.received += 1;
       this.emit('*', msg);
       this.emit(msg.type, msg);
@@ -117,7 +129,8 @@ export class Signaling {
     }
   }
 
-  /** For tests and debugging: drop the socket as a network failure would, and let it reconnect. */
+  /** For tests and debugging: drop the socket as a network failure would (a close code other than
+   * 1000/1001, so the server keeps our room membership for a resume), and let it reconnect. */
   simulateDrop() {
     if (this.ws) this.ws.close(4000, 'simulated drop');
   }
