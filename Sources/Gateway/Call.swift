@@ -62,6 +62,8 @@ public struct CallStatus: Sendable {
     public let room: String
     public let selfID: String?
     public let signalingConnected: Bool
+    /// The server has confirmed membership of `room` on the current connection.
+    public let inRoom: Bool
     public let members: [Member]
     public let offersSent: Int
 }
@@ -123,7 +125,7 @@ public actor Call {
     public func status() async -> CallStatus {
         for participant in participants.values { await updateBitrates(participant) }
         return CallStatus(
-            room: configuration.room, selfID: selfID, signalingConnected: client.isConnected,
+            room: configuration.room, selfID: selfID, signalingConnected: client.isConnected, inRoom: inRoom,
             members: participants.values.sorted { $0.joinedAt < $1.joinedAt }.map {
                 CallStatus.Member(id: $0.id, name: $0.name, connectionState: $0.connectionState,
                                   bitrateIn: $0.bitrateIn, bitrateOut: $0.bitrateOut)

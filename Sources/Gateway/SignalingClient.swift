@@ -39,6 +39,9 @@ public final class SignalingClient: @unchecked Sendable {
         var outbox: AsyncStream<String>.Continuation?
         var stopped = false
         var runTask: Task<Void, Never>?
+        /// The last `welcome`'s resume token: a reconnect presents it (`?resume=`) to keep the same id,
+        /// so the room keeps us through its grace period and the others see no leave and rejoin.
+        var resumeToken: String?
     }
     private let state = Mutex(State())
 
@@ -110,12 +113,22 @@ public final class SignalingClient: @unchecked Sendable {
         outbox?.finish()
     }
 
+    /// The socket URL for the next attempt: the configured one, plus `resume=` once the server gave a token.
+    private func connectionURL() -> URL {
+        guard let resumeToken = state.withLock({ $0.resumeToken }),
+              var components = URLComponents(url: url, resolvingAgainstBaseURL: false) else { return url }
+        components.queryItems = (components.queryItems ?? []).filter { $0.name != "resume" }
+            + [URLQueryItem(name: "resume", value: resumeToken)]
+        return components.url ?? url
+    }
+
     public var isConnected: Bool { state.withLock { $0.outbox != nil } }
 
     private var isStopped: Bool { state.withLock { $0.stopped } }
 
     /// One connection's life; returns why it ended.
     private func connectOnce() async -> String {
+        let url = connectionURL()
         var headers = HTTPFields()
         if let token { headers[.authorization] = "Bearer \(token)" }
         // SDP offers can exceed the 16 KiB default frame; the server's own limit is what matters.
@@ -144,7 +157,8 @@ public final class SignalingClient: @unchecked Sendable {
                             guard case .text(let text) = message else { continue }
                             do {
                                 let decoded = try ServerMessage.decode(text)
-                                if case .welcome(let id, let name, let iceServers, _) = decoded {
+                                if case .welcome(let id, let name, let iceServers, let resumeToken) = decoded {
+                                    if let resumeToken { self.state.withLock { $0.resumeToken = resumeToken } }
                                     eventSink.yield(.connected(id: id, name: name, iceServers: iceServers))
                                 } else {
                                     eventSink.yield(.message(decoded))
@@ -161,7 +175,8 @@ public final class SignalingClient: @unchecked Sendable {
             if let close { return "the server closed the connection (\(close.closeCode)\(close.reason.map { ": \($0)" } ?? ""))" }
             return "the connection closed"
         } catch {
-            return "cannot reach \(url.absoluteString) (\(error)): is vcall-server running there?"
+            // The configured URL: the resume token is a credential and stays out of logs.
+            return "cannot reach \(self.url.absoluteString) (\(error)): is vcall-server running there?"
         }
     }
 }

@@ -85,6 +85,39 @@ struct CallTests {
         await server.stop()
     }
 
+    /// vcall-server goes away mid-call and comes back on the same port and data folder: both gateways
+    /// resume their ids, rejoin, keep their peer connections (no new offer) and media never stops.
+    @Test("after a server restart both gateways resume their ids and keep their peer connections", .timeLimit(.minutes(1)))
+    func serverRestart() async throws {
+        let server = try await TestServer.start()
+        let (alice, bob) = try await connectPair(room: "gw-restart", server: server, aliceFirstOfferTimeout: .seconds(5))
+        let aliceID = try #require(await alice.call.status().selfID)
+        let bobID = try #require(await bob.call.status().selfID)
+        await server.stop(keepingData: true)
+        #expect(await eventually(within: .seconds(5)) { await !alice.call.status().signalingConnected })
+
+        // Media is peer to peer: it goes on without the server.
+        let before = bob.frames(from: aliceID, kind: .video)
+        #expect(await eventually(within: .seconds(5)) { bob.frames(from: aliceID, kind: .video) > before + 30 })
+
+        let restarted = try await TestServer.start(port: server.port, dataDirectory: server.dataDirectory)
+        #expect(await eventually(within: .seconds(20)) {
+            let (a, b) = (await alice.call.status(), await bob.call.status())
+            return a.signalingConnected && b.signalingConnected && a.inRoom && b.inRoom
+        })
+        #expect(await alice.call.status().selfID == aliceID)
+        #expect(await bob.call.status().selfID == bobID)
+        #expect(await alice.participantIDs() == [bobID])
+        #expect(await bob.participantIDs() == [aliceID])
+        #expect(await alice.call.offersSent == 0)
+        #expect(await bob.call.offersSent == 1)
+        let after = alice.frames(from: bobID, kind: .video)
+        #expect(await eventually(within: .seconds(5)) { alice.frames(from: bobID, kind: .video) > after + 30 })
+        await bob.stop()
+        await alice.stop()
+        await restarted.stop()
+    }
+
     /// Starts Alice, then Bob in the same room, and waits until each decodes the other's video and audio.
     private func connectPair(room: String, server: TestServer, aliceFirstOfferTimeout: Duration) async throws -> (TestGateway, TestGateway) {
         let alice = try TestGateway(room: room, name: "alice", server: server, firstOfferTimeout: aliceFirstOfferTimeout)

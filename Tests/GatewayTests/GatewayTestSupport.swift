@@ -13,10 +13,12 @@ final class TestServer: Sendable {
 
     var webSocketURL: URL { URL(string: "ws://127.0.0.1:\(port)/ws")! }
 
-    static func start() async throws -> TestServer {
-        let dataDirectory = FileManager.default.temporaryDirectory.appendingPathComponent("vcall-gw-\(UUID().uuidString)")
+    /// - Parameters: `port` 0 picks a free one; give the old port and folder to restart a stopped server.
+    static func start(port: Int = 0, dataDirectory: URL? = nil) async throws -> TestServer {
+        let dataDirectory = dataDirectory
+            ?? FileManager.default.temporaryDirectory.appendingPathComponent("vcall-gw-\(UUID().uuidString)")
         var configuration = VCallServerConfiguration()
-        configuration.port = 0
+        configuration.port = port
         configuration.dataDirectory = dataDirectory.path
         configuration.bcryptCost = 4
         var logger = Logger(label: "test-server")
@@ -38,10 +40,11 @@ final class TestServer: Sendable {
         self.task = task
     }
 
-    func stop() async {
+    /// Shuts the server down; `keepingData` leaves its folder (and so its resume secret) for a restart.
+    func stop(keepingData: Bool = false) async {
         task.cancel()
         _ = try? await task.value
-        try? FileManager.default.removeItem(at: dataDirectory)
+        if !keepingData { try? FileManager.default.removeItem(at: dataDirectory) }
     }
 }
 
