@@ -256,7 +256,11 @@ public final class MediaInput: Sendable {
     private static func startFailure(_ error: Error, resolved: PipelineLibrary.Resolved, kind: MediaKind, keeping current: String?) -> GatewayError {
         if let error = error as? GatewayError { return error }
         var reason = "\(error)"
-        if case .stateChange(_, _, let message)? = error as? GStreamerError { reason = message }
+        if let failure = error as? SwapFailure { reason = failure.message }
+        if case .stateChange(_, _, let message)? = error as? GStreamerError {
+            // GStreamer's text without its "(from element): file.c(line): function (): /path" debug tail.
+            reason = message.range(of: " (from ").map { String(message[..<$0.lowerBound]) } ?? message
+        }
         let description = resolved.description
         let advice: String
         if description.contains("v4l2src") {
@@ -269,7 +273,7 @@ public final class MediaInput: Sendable {
             advice = kind == .video ? "fix the pipeline or use --video test" : "fix the pipeline or use --audio test"
         }
         let keeping = current.map { "; still sending '\($0)'" } ?? ""
-        return .source("\(origin(resolved, kind)) did not start: \(reason): \(advice)\(keeping)")
+        return .source("\(origin(resolved, kind)) did not start (\(reason)): \(advice)\(keeping)")
     }
 
     private func installCounters() {
@@ -376,27 +380,33 @@ public final class MediaInput: Sendable {
         }
         defer { errorWatch.cancel() }
 
-        // 1. Block the old source where its pad is idle (at once if it is between buffers, or after the
-        //    buffer it is pushing), and swap the links there. Returning .ok keeps the old source blocked.
+        // 1. Block the old source: a blocking probe holds its streaming thread at its next buffer or event
+        //    (until the probe is removed or the pad flushes). An idle probe then swaps the links, at once if
+        //    the pad is idle (between buffers, already held, or a stalled source) or right after the push in
+        //    progress, on the streaming thread. An idle probe alone would not hold data back afterwards.
+        guard let blocking = old.pad.addProbe(.blockDownstream, { _ in .ok }) else {
+            try? pipeline.remove(new.bin)
+            throw GatewayError.source("could not block \(old.name) to swap it: try again")
+        }
         let relinked = OneShot()
-        let blocking = old.pad.addProbe(.idle) { _ in
+        let kind = self.kind
+        old.pad.addProbe(.idle) { _ in
             do {
                 try old.pad.unlink(slot)
                 try new.pad.link(slot)
                 relinked.succeed()
-                return .ok
             } catch {
-                try? old.pad.link(slot)
-                relinked.fail("\(error)")
-                return .remove
+                if !old.pad.isLinked { try? old.pad.link(slot) }
+                let noFormat = "\(error)".contains("no common format")
+                relinked.fail(noFormat ? "its output is not raw \(kind.rawValue)" : "\(error)")
             }
+            return .remove
         }
         do {
             try await relinked.wait(timeout: .seconds(3), what: "the old source's pad to become idle")
         } catch {
-            if let blocking { old.pad.removeProbe(blocking) }
-            if !old.pad.isLinked { try? new.pad.unlink(slot); try? old.pad.link(slot) }
-            _ = try? new.bin.setState(.null)
+            // The links are as they were (or the idle probe is still waiting: then nothing changed yet).
+            old.pad.removeProbe(blocking)
             try? pipeline.remove(new.bin)
             throw Self.startFailure(error, resolved: resolved, kind: kind, keeping: old.name)
         }
@@ -406,35 +416,44 @@ public final class MediaInput: Sendable {
             try new.bin.setState(.playing)
             try await started.wait(timeout: options.startTimeout, what: "the first buffer")
         } catch {
-            // 3a. Roll back: the old source, still blocked and PLAYING, takes the slot again.
+            // 3a. Roll back: the old source, held and still PLAYING, takes the slot again and is released;
+            //     its stream-start and segment are left out again, its caps are sent again.
             _ = try? new.bin.setState(.null)
             try? new.pad.unlink(slot)
             try? old.pad.link(slot)
-            if let blocking { old.pad.removeProbe(blocking) }
+            old.pad.removeProbe(blocking)
             try? pipeline.remove(new.bin)
             throw Self.startFailure(error, resolved: resolved, kind: kind, keeping: old.name)
         }
 
-        // 3b. Done: a keyframe for the new picture, and the old source stops (its blocked thread is flushed out).
+        // 3b. Done: a keyframe for the new picture; the old source is released into a probe that drops
+        //     everything (it is unlinked: a push would fail as not-linked and post an error), then stopped.
         forceKeyframe()
         state.withLock { $0.current = new; $0.statistics.swaps += 1 }
+        old.pad.addProbe(.dataDownstream) { _ in .drop }
+        old.pad.removeProbe(blocking)
         _ = try? old.bin.setState(.null)
         try? pipeline.remove(old.bin)
     }
 }
 
+/// Why a swap step failed, before it is turned into a user-facing `GatewayError`.
+private struct SwapFailure: Error {
+    let message: String
+}
+
 /// A one-time outcome set from any thread (a probe, a bus watcher, a timer) and awaited once.
 private final class OneShot: Sendable {
     private struct State {
-        var outcome: Result<Void, GatewayError>?
+        var outcome: Result<Void, SwapFailure>?
         var waiter: CheckedContinuation<Void, Error>?
     }
     private let state = Mutex(State())
 
     func succeed() { finish(.success(())) }
-    func fail(_ message: String) { finish(.failure(.source(message))) }
+    func fail(_ message: String) { finish(.failure(SwapFailure(message: message))) }
 
-    private func finish(_ outcome: Result<Void, GatewayError>) {
+    private func finish(_ outcome: Result<Void, SwapFailure>) {
         let waiter = state.withLock { state -> CheckedContinuation<Void, Error>? in
             guard state.outcome == nil else { return nil }
             state.outcome = outcome
@@ -451,7 +470,7 @@ private final class OneShot: Sendable {
         }
         defer { timer.cancel() }
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, Error>) in
-            let outcome = state.withLock { state -> Result<Void, GatewayError>? in
+            let outcome = state.withLock { state -> Result<Void, SwapFailure>? in
                 if state.outcome == nil { state.waiter = continuation }
                 return state.outcome
             }

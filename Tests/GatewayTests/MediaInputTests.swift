@@ -117,7 +117,7 @@ struct MediaInputTests {
         } throws: { error in
             let text = "\(error)"
             print("rolled back: \(text)")
-            return error is GatewayError && text.hasPrefix("the video source 'camera' did not start: ")
+            return error is GatewayError && text.hasPrefix("the video source 'camera' did not start (")
                 && text.contains("--video test") && text.hasSuffix("still sending 'test'")
         }
         #expect(input.currentSource == "test")
@@ -176,5 +176,94 @@ struct MediaInputTests {
                            parameters: ["device": "/dev/video-vcall-missing"], options: .small(name: "start-missing"))
         } throws: { "\($0)".hasPrefix("no camera at /dev/video-vcall-missing") }
         #expect(pipeline.children.isEmpty)
+    }
+
+    @Test("an input swapped before its pipeline starts, and one added to a running pipeline, both send")
+    func followsPipelineState() async throws {
+        let pipeline = try Pipeline(name: "follow")
+        defer { _ = try? pipeline.setState(.null) }
+        let library = try PipelineLibrary()
+        let video = try MediaInput(kind: .video, source: "test", library: library, pipeline: pipeline, options: .small(name: "follow-video"))
+        try await video.swap(to: "none")
+        #expect(video.currentSource == "none")
+        try pipeline.setState(.playing)
+        let audio = try MediaInput(kind: .audio, source: "test", library: library, pipeline: pipeline, options: .small(name: "follow-audio"))
+        let deadline = ContinuousClock.now + .seconds(10)
+        while (video.statistics.encodedBuffers < 10 || audio.statistics.encodedBuffers < 10) && ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        #expect(video.statistics.encodedBuffers >= 10, "video from the source swapped in before start")
+        #expect(audio.statistics.encodedBuffers >= 10, "audio from the input added while running")
+        #expect(pipeline.children.filter { $0.name.hasPrefix("follow-video-source-") }.map(\.name) == ["follow-video-source-1"])
+    }
+
+    @Test("swapping to the microphone either sends it or, without a sound server, says so while the tone keeps flowing")
+    func microphone() async throws {
+        let harness = try MediaHarness(kind: .audio, name: "mic")
+        defer { harness.stop() }
+        let recorder = harness.recorder, input = harness.input
+        #expect(try await recorder.waitFor(moreThan: 0, by: 10))
+        do {
+            try await input.swap(to: "mic")
+            #expect(input.currentSource == "mic")  // a machine with PulseAudio or PipeWire
+        } catch {
+            print("mic: \(error)")
+            #expect(error is GatewayError)
+            #expect("\(error)".hasPrefix("the audio source 'mic' did not start ("))
+            #expect("\(error)".contains("PulseAudio") && "\(error)".hasSuffix("still sending 'test'"))
+            #expect(input.currentSource == "test")
+        }
+        #expect(try await recorder.waitFor(moreThan: recorder.count, by: 10), "audio keeps flowing")
+        #expect(recorder.timestampRegressions == 0)
+    }
+
+    @Test("a file of the user's own that cannot be linked, or sends no data in time, is rolled back too; a good one is used")
+    func userPipelinesThatFail() async throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("vcall-user-pipelines-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        // Bayer cannot be converted by videoconvert: the source fails to negotiate once it runs.
+        let bayer = folder.appendingPathComponent("bayer.pipeline")
+        try "# raw sensor data\nvideotestsrc is-live=true ! capsfilter caps=video/x-bayer,format=rggb\n".write(to: bayer, atomically: true, encoding: .utf8)
+        // Runs but never delivers a buffer.
+        let silent = folder.appendingPathComponent("silent.pipeline")
+        try "videotestsrc is-live=true ! identity drop-probability=1.0".write(to: silent, atomically: true, encoding: .utf8)
+        let mine = folder.appendingPathComponent("mine.pipeline")
+        try "videotestsrc is-live=true pattern=${pattern:-snow}".write(to: mine, atomically: true, encoding: .utf8)
+
+        let pipeline = try Pipeline(name: "user-files")
+        defer { _ = try? pipeline.setState(.null) }
+        var options = MediaInput.Options.small(name: "user-files")
+        options.startTimeout = .seconds(1)
+        let input = try MediaInput(kind: .video, source: "test", library: try PipelineLibrary(), pipeline: pipeline, options: options)
+        try pipeline.setState(.playing)
+        func frames(after count: Int) async throws -> Bool {
+            let deadline = ContinuousClock.now + .seconds(5)
+            while input.statistics.encodedBuffers < count + 10 {
+                if ContinuousClock.now > deadline { return false }
+                try await Task.sleep(for: .milliseconds(20))
+            }
+            return true
+        }
+        #expect(try await frames(after: 0))
+        await #expect {
+            try await input.swap(to: bayer.path)
+        } throws: { error in
+            print("bayer: \(error)")
+            return "\(error)".hasPrefix("\(bayer.path) did not start (its output is not raw video): ") && "\(error)".hasSuffix("still sending 'test'")
+        }
+        #expect(try await frames(after: input.statistics.encodedBuffers), "frames keep flowing after the bayer file failed")
+        await #expect {
+            try await input.swap(to: silent.path)
+        } throws: { error in
+            print("silent: \(error)")
+            return "\(error)".hasPrefix("\(silent.path) did not start (timed out after 1.0 seconds waiting for the first buffer)")
+        }
+        #expect(try await frames(after: input.statistics.encodedBuffers), "frames keep flowing after the silent file timed out")
+        try await input.swap(to: mine.path)
+        #expect(input.currentSource == mine.path)
+        #expect(try await frames(after: input.statistics.encodedBuffers))
+        #expect(input.statistics.timestampRegressions == 0)
+        #expect(input.statistics.swaps == 1)
     }
 }
