@@ -40,7 +40,7 @@ public final class MediaInput: Sendable {
         /// Opus's bitrate, in bits per second.
         public var audioBitrate = 64_000
         /// How long a swapped-in source may take to deliver its first buffer before the swap is rolled back.
-        public var startTimeout: Duration = .seconds(5)
+        public var startTimeout: Duration = .seconds(3)
         /// Element name prefix (defaults to the kind): give two inputs of one kind in a pipeline different names.
         public var name: String?
 
@@ -73,7 +73,6 @@ public final class MediaInput: Sendable {
     private let volume: Element?
     /// The sink pad sources link to: the first element of the normalize chain.
     private let slot: Pad
-    private let normalize: [Element]
 
     private struct Source: @unchecked Sendable {  // Bin and Pad are thread-safe GStreamer objects.
         let name: String
@@ -109,7 +108,6 @@ public final class MediaInput: Sendable {
         } catch {
             throw GatewayError.source("cannot build the \(kind) encoder: \(error)")
         }
-        normalize = chain
         tee = chain.last!
         encoder = chain[chain.count - 2]
         volume = chain.first { $0.factoryName == "volume" }
@@ -347,17 +345,26 @@ public final class MediaInput: Sendable {
         let slot = self.slot
 
         guard old.bin.currentState == .playing else {
-            // Nothing flows: relink directly; the new source follows the pipeline's state.
-            _ = try? old.bin.setState(.null)
-            try? old.pad.unlink(slot)
-            try? pipeline.remove(old.bin)
+            // Nothing flows (the pipeline is not playing): relink directly; the new source follows the
+            // pipeline's state when it starts. On failure the old source stays linked.
             do {
                 try pipeline.add(new.bin)
-                try new.pad.link(slot)
+                try old.pad.unlink(slot)
+                do {
+                    try new.pad.link(slot)
+                } catch {
+                    try? old.pad.link(slot)
+                    throw SwapFailure(message: "\(error)".contains("no common format") ? "its output is not raw \(kind.rawValue)" : "\(error)")
+                }
                 if pipeline.currentState != .null { try new.bin.setState(pipeline.currentState) }
             } catch {
-                throw Self.startFailure(error, resolved: resolved, kind: kind, keeping: nil)
+                if !old.pad.isLinked { try? new.pad.unlink(slot); try? old.pad.link(slot) }
+                _ = try? new.bin.setState(.null)
+                try? pipeline.remove(new.bin)
+                throw Self.startFailure(error, resolved: resolved, kind: kind, keeping: old.name)
             }
+            _ = try? old.bin.setState(.null)
+            try? pipeline.remove(old.bin)
             state.withLock { $0.current = new; $0.statistics.swaps += 1 }
             return
         }

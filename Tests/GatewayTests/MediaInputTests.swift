@@ -178,12 +178,17 @@ struct MediaInputTests {
         #expect(pipeline.children.isEmpty)
     }
 
-    @Test("an input swapped before its pipeline starts, and one added to a running pipeline, both send")
+    @Test("an input swapped before its pipeline starts (a bad file refused, a good one taken), and one added to a running pipeline, both send")
     func followsPipelineState() async throws {
         let pipeline = try Pipeline(name: "follow")
         defer { _ = try? pipeline.setState(.null) }
         let library = try PipelineLibrary()
         let video = try MediaInput(kind: .video, source: "test", library: library, pipeline: pipeline, options: .small(name: "follow-video"))
+        let bayer = FileManager.default.temporaryDirectory.appendingPathComponent("vcall-bayer-\(UUID().uuidString).pipeline")
+        try "videotestsrc is-live=true ! capsfilter caps=video/x-bayer,format=rggb".write(to: bayer, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(at: bayer) }
+        await #expect { try await video.swap(to: bayer.path) } throws: { "\($0)".contains("did not start (its output is not raw video)") }
+        #expect(video.currentSource == "test")
         try await video.swap(to: "none")
         #expect(video.currentSource == "none")
         try pipeline.setState(.playing)
@@ -194,7 +199,7 @@ struct MediaInputTests {
         }
         #expect(video.statistics.encodedBuffers >= 10, "video from the source swapped in before start")
         #expect(audio.statistics.encodedBuffers >= 10, "audio from the input added while running")
-        #expect(pipeline.children.filter { $0.name.hasPrefix("follow-video-source-") }.map(\.name) == ["follow-video-source-1"])
+        #expect(pipeline.children.filter { $0.name.hasPrefix("follow-video-source-") }.map(\.name) == ["follow-video-source-2"])
     }
 
     @Test("swapping to the microphone either sends it or, without a sound server, says so while the tone keeps flowing")
