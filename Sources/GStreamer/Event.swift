@@ -29,6 +29,8 @@ public struct EventInfo: Sendable {
     public let caps: Caps?
     /// Whether this is a force-key-unit request (upstream or downstream).
     public let isForceKeyUnit: Bool
+    /// For stream-start, caps and segment events, which of those it is.
+    public let stickyType: StickyEventType?
 
     init(_ event: UnsafeMutablePointer<GstEvent>) {
         let type = vcall_event_type(event)
@@ -43,5 +45,11 @@ public struct EventInfo: Sendable {
             caps = nil
         }
         isForceKeyUnit = gst_video_event_is_force_key_unit(event) != 0
+        stickyType = switch type {
+        case GST_EVENT_STREAM_START: .streamStart
+        case GST_EVENT_CAPS: .caps
+        case GST_EVENT_SEGMENT: .segment
+        default: nil
+        }
     }
 }

@@ -5,6 +5,19 @@ public enum PadDirection: Sendable {
     case unknown, source, sink
 }
 
+/// The sticky events a pad keeps for its stream (re-sent to a new peer on linking).
+public enum StickyEventType: Sendable {
+    case streamStart, caps, segment
+
+    var gst: GstEventType {
+        switch self {
+        case .streamStart: GST_EVENT_STREAM_START
+        case .caps: GST_EVENT_CAPS
+        case .segment: GST_EVENT_SEGMENT
+        }
+    }
+}
+
 /// A pad: an element's connection point for data.
 public class Pad: GLibObject, @unchecked Sendable {
     var pad: UnsafeMutablePointer<GstPad> { pointer.assumingMemoryBound(to: GstPad.self) }
@@ -66,6 +79,14 @@ public class Pad: GLibObject, @unchecked Sendable {
     /// Pushes an event to this pad's peer.
     @discardableResult
     public func pushEvent(_ event: Event) -> Bool { gst_pad_push_event(pad, event.make()) != 0 }
+
+    /// Whether the pad holds a sticky event of `type`: for a sink pad, whether one has arrived since the
+    /// pad was last activated or flushed (a source swapped in can then leave its own out).
+    public func hasStickyEvent(_ type: StickyEventType) -> Bool {
+        guard let event = gst_pad_get_sticky_event(pad, type.gst, 0) else { return false }
+        vcall_event_unref(event)
+        return true
+    }
 
     public var isActive: Bool { gst_pad_is_active(pad) != 0 }
     public var isBlocked: Bool { gst_pad_is_blocked(pad) != 0 }

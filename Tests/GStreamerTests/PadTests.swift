@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import GStreamer
 import Testing
 
@@ -115,5 +116,24 @@ struct PadTests {
         _ = try await runToEndOfStream(pipeline)
         #expect(sawEOS.isSet)
         #expect(sawCaps.isSet)
+    }
+
+    @Test("a sink pad holds stream-start, caps and segment once data flowed; event probes tell sticky events apart")
+    func stickyEvents() async throws {
+        let pipeline = try Pipeline(launch: "videotestsrc is-live=true ! video/x-raw,width=64,height=48 ! fakesink name=sink")
+        let pad = try #require(pipeline.element(named: "sink")?.staticPad("sink"))
+        #expect(!pad.hasStickyEvent(.segment))
+        let seen = Mutex<[StickyEventType]>([])
+        pad.addProbe(.eventDownstream) { info in
+            if let type = info.event?.stickyType { seen.withLock { $0.append(type) } }
+            return .ok
+        }
+        try pipeline.setState(.playing)
+        let deadline = ContinuousClock.now + .seconds(5)
+        while !pad.hasStickyEvent(.segment) && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(10)) }
+        #expect(pad.hasStickyEvent(.streamStart) && pad.hasStickyEvent(.caps) && pad.hasStickyEvent(.segment))
+        #expect(seen.withLock { $0 } == [.streamStart, .caps, .segment])
+        try pipeline.setState(.null)
+        #expect(!pad.hasStickyEvent(.segment), "deactivating the pad clears its sticky events")
     }
 }
