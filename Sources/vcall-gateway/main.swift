@@ -9,8 +9,8 @@ struct VCallGateway: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "vcall-gateway",
         abstract: "Join vcall rooms as a WebRTC peer: send, receive, record and relay media.",
-        subcommands: [Demo.self],
-        defaultSubcommand: Demo.self
+        subcommands: [Join.self, Demo.self],
+        defaultSubcommand: Join.self
     )
 }
 

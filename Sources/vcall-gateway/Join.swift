@@ -1,0 +1,194 @@
+import ArgumentParser
+import Foundation
+import Gateway
+import GStreamer
+import Hummingbird
+import Logging
+import SignalingProtocol
+import SignalingServer
+import WebRTC
+
+/// `vcall-gateway --room NAME`: join a room as a full participant.
+struct Join: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "join",
+        abstract: "Join a vcall room: send a source, receive everyone, record them to WebM.",
+        discussion: """
+            Without --server, a vcall-server starts in this process (127.0.0.1, --port) and the room's
+            browser address is printed: open it to call the gateway.
+            While it runs, type commands: \(GatewayCommand.usage)
+            """
+    )
+
+    @Option(help: "The room to join (letters, digits, _ and -).") var room: String
+    @Option(help: "The server's WebSocket, e.g. ws://HOST:8080/ws. Without it a server starts in this process.") var server: String?
+    @Option(help: "Port of the in-process server (when --server is not given).") var port = 8080
+    @Option(name: .customLong("data-dir"), help: "Data folder of the in-process server.") var dataDir = "./vcall-data"
+    @Option(help: "An API token (vcall-server token create), for servers that require login.") var token: String?
+    @Option(help: "The name others see.") var name = "vcall-gateway"
+    @Option(help: "Video to send: test, camera, screen, none, or a .pipeline file.") var video = "test"
+    @Option(help: "Audio to send: test, mic, none, or a .pipeline file.") var audio = "test"
+    @Option(help: "Record every participant to WebM files in this folder from the start.") var record: String?
+    @Option(help: "STUN server, e.g. stun:stun.example.org:3478 (repeatable).") var stun: [String] = []
+    @Option(help: "TURN server: turn:HOST:PORT or USER:PASSWORD@turn:HOST:PORT (repeatable).") var turn: [String] = []
+    @Option(help: "The camera device for --video camera.") var device: String?
+    @Option(help: "The X display for --video screen (default $DISPLAY).") var display: String?
+    @Option(help: "Folder of the .pipeline sources (default: ./pipelines, or the checkout's).") var pipelines: String?
+    @Option(help: "Video size sent, WIDTHxHEIGHT.") var size = "1280x720"
+    @Option(help: "Seconds to wait for recordings to finalize when quitting.") var finalizeTimeout: Double = 10
+    @Option(help: "trace, debug, info, notice, warning, error or critical.") var logLevel: Logger.Level = .info
+
+    func validate() throws {
+        guard SignalingLimits.isValidRoomID(room) else {
+            throw ValidationError("--room must be 1–\(SignalingLimits.maxRoomIDLength) characters of A-Z, a-z, 0-9, _ and -")
+        }
+        if let server, URL(string: server)?.scheme.map({ ["ws", "wss"].contains($0) }) != true {
+            throw ValidationError("--server must be a WebSocket URL such as ws://127.0.0.1:8080/ws")
+        }
+        guard (0...65535).contains(port) else { throw ValidationError("--port must be 0…65535") }
+        for url in stun where !url.hasPrefix("stun:") && !url.hasPrefix("stuns:") {
+            throw ValidationError("--stun \(url): a STUN URL starts with stun:")
+        }
+        for value in turn where IceServer(turnArgument: value) == nil {
+            throw ValidationError("--turn \(value): use turn:HOST:PORT or USER:PASSWORD@turn:HOST:PORT")
+        }
+        guard dimensions != nil else { throw ValidationError("--size must look like 1280x720") }
+    }
+
+    private var dimensions: (width: Int, height: Int)? {
+        let parts = size.lowercased().split(separator: "x").compactMap { Int($0) }
+        guard parts.count == 2, parts.allSatisfy({ (16...7680).contains($0) }) else { return nil }
+        return (parts[0], parts[1])
+    }
+
+    func run() async throws {
+        let level = logLevel
+        LoggingSystem.bootstrap { label in ConsoleLogHandler(label: label, logLevel: level) }
+        let logger = Logger(label: "vcall.gateway")
+        let console = Console.shared
+
+        // The server: given, or started here.
+        var serverTask: Task<Void, any Error>?
+        let serverURL: URL
+        if let server {
+            serverURL = URL(string: server)!
+        } else {
+            let (url, task) = try await startServer(logger: logger)
+            serverURL = url
+            serverTask = task
+            let web = "http://127.0.0.1:\(url.port ?? port)/r/\(room)"
+            console.line("vcall-server is running in this process: open \(web) in a browser to join the call")
+        }
+
+        var callConfiguration = CallConfiguration(room: room, serverURL: serverURL, name: name, token: token)
+        callConfiguration.iceServers = (stun.isEmpty ? [] : [ICEServer(urls: stun)])
+            + turn.compactMap(IceServer.init(turnArgument:)).map { ICEServer(urls: $0.urls, username: $0.username, credential: $0.credential) }
+        var options = GatewayOptions(call: callConfiguration)
+        options.video = video
+        options.audio = audio
+        options.recordDirectory = record.map { URL(fileURLWithPath: $0, isDirectory: true) }
+        options.recordFromStart = record != nil
+        if let device { options.sourceParameters["device"] = device }
+        if let display { options.sourceParameters["display"] = display }
+        options.pipelinesDirectory = pipelines.map { URL(fileURLWithPath: $0, isDirectory: true) }
+        if let dimensions {
+            options.media.width = dimensions.width
+            options.media.height = dimensions.height
+        }
+
+        let session: GatewaySession
+        do {
+            session = try GatewaySession(options: options, logger: logger)
+        } catch {
+            serverTask?.cancel()
+            throw ValidationError("\(error)")
+        }
+        console.line("joining room \(room) at \(serverURL.absoluteString) as \(name): sending video \(video), audio \(audio)"
+                     + (record.map { ", recording to \($0)" } ?? ""))
+
+        let quit = QuitSignal()
+        quit.installSignalHandlers()
+        let running = Task { await session.run() }
+        let commands = Task { await readCommands(session: session, quit: quit) }
+        let display = Task { await showStatus(session: session, console: console) }
+
+        await quit.wait()
+        console.line("leaving: finalizing recordings (at most \(Int(finalizeTimeout)) s)…")
+        let stopping = Task { await session.stop() }
+        let finished = await withTaskGroup(of: Bool.self) { group in
+            group.addTask { await stopping.value; return true }
+            group.addTask { try? await Task.sleep(for: .seconds(finalizeTimeout)); return false }
+            let first = await group.next() ?? false
+            group.cancelAll()
+            return first
+        }
+        if !finished { console.line("recordings did not finalize within \(Int(finalizeTimeout)) s: run vcall-gateway repair FILE on them") }
+        display.cancel()
+        commands.cancel()
+        console.finish()
+        running.cancel()
+        serverTask?.cancel()
+        _ = try? await serverTask?.value
+        // The stdin reader thread may still block in readLine(); the process is done.
+        Foundation.exit(0)
+    }
+
+    private func startServer(logger: Logger) async throws -> (URL, Task<Void, any Error>) {
+        var configuration = VCallServerConfiguration()
+        configuration.port = port
+        configuration.dataDirectory = dataDir
+        configuration.iceServers = (stun.isEmpty ? [] : [IceServer(urls: stun)]) + turn.compactMap(IceServer.init(turnArgument:))
+        let (ports, portSink) = AsyncStream.makeStream(of: Int.self)
+        let app: some ApplicationProtocol
+        do {
+            app = try await buildApplication(configuration: configuration, logger: Logger(label: "vcall.server")) { port in
+                portSink.yield(port)
+                portSink.finish()
+            }
+        } catch {
+            throw ValidationError("cannot start the in-process vcall-server (data folder \(dataDir)): \(error)")
+        }
+        let task = Task {
+            defer { portSink.finish() }
+            try await app.runService(gracefulShutdownSignals: [])
+        }
+        var iterator = ports.makeAsyncIterator()
+        guard let actual = await iterator.next() else {
+            let reason = await task.result
+            throw ValidationError("the in-process vcall-server did not start on 127.0.0.1:\(port) (\(reason)): is the port taken? use --port or --server")
+        }
+        return (URL(string: "ws://127.0.0.1:\(actual)/ws")!, task)
+    }
+
+    private func readCommands(session: GatewaySession, quit: QuitSignal) async {
+        for await line in StandardInput.lines() {
+            guard !line.trimmingCharacters(in: .whitespaces).isEmpty else { continue }
+            do {
+                let command = try GatewayCommand.parse(line)
+                if command == .quit {
+                    quit.trigger()
+                    return
+                }
+                Console.shared.line(await session.perform(command))
+            } catch {
+                Console.shared.line("\(error)")
+            }
+        }
+    }
+
+    private func showStatus(session: GatewaySession, console: Console) async {
+        var tick = 0
+        while !Task.isCancelled {
+            let status = await session.status()
+            if console.isTerminal {
+                console.status(StatusFormatter.lines(status))
+            } else if tick % 10 == 0 {
+                // Without a terminal: one plain summary line every 10 s.
+                let members = status.call.members.map { "\($0.name)=\($0.connectionState.rawValue)" }.joined(separator: ", ")
+                console.line("status: \(status.call.members.count) participant(s) [\(members)], \(status.recordings.count) recording(s)")
+            }
+            tick += 1
+            try? await Task.sleep(for: .seconds(1))
+        }
+    }
+}

@@ -1,0 +1,125 @@
+"""The vcall-gateway process in tests: started with its own in-process vcall-server (or pointed at
+one), driven through its standard input, stopped with SIGINT (graceful) or SIGKILL.
+
+The binary comes from $VCALL_GATEWAY_BIN, else <repo>/.build/debug/vcall-gateway.
+Its output (plain lines: stdout is not a terminal) goes to <repo>/test-output/gateway/<label>.log.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+LOGS = REPO / "test-output" / "gateway"
+
+
+def gateway_binary() -> Path:
+    env = os.environ.get("VCALL_GATEWAY_BIN")
+    path = Path(env) if env else REPO / ".build" / "debug" / "vcall-gateway"
+    if not path.is_file() or not os.access(path, os.X_OK):
+        pytest.exit(f"vcall-gateway not found at {path}: build it with `swift build --product vcall-gateway` "
+                    "or set VCALL_GATEWAY_BIN", returncode=2)
+    return path
+
+
+class Gateway:
+    """One vcall-gateway process. With `server=None` it runs its own vcall-server on `port`."""
+
+    def __init__(self, label: str, room: str, *args: str, port: int | None = None, server: str | None = None,
+                 env: dict[str, str] | None = None) -> None:
+        self.label = label
+        self.room = room
+        self.work = Path(tempfile.mkdtemp(prefix=f"vcall-gw-{label}-"))
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}" if port else None
+        command = [str(gateway_binary()), "--room", room, "--name", label, *args]
+        if server:
+            command += ["--server", server]
+        else:
+            command += ["--port", str(port), "--data-dir", str(self.work / "data")]
+        LOGS.mkdir(parents=True, exist_ok=True)
+        self.log_path = LOGS / f"{label}.log"
+        self.log = open(self.log_path, "wb")
+        self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=self.log, stderr=subprocess.STDOUT,
+                                        cwd=REPO, env={**os.environ, **(env or {})}, start_new_session=True)
+        if self.url:
+            self.wait_healthy()
+
+    def wait_healthy(self, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"vcall-gateway exited with {self.process.returncode}:\n{self.log_text()}")
+            try:
+                with urllib.request.urlopen(self.url + "/healthz", timeout=1) as r:
+                    if r.status == 200:
+                        return
+            except OSError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"the gateway's server did not answer within {timeout}s:\n{self.log_text()}")
+
+    def command(self, line: str) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.write((line + "\n").encode())
+        self.process.stdin.flush()
+
+    def wait_for_log(self, text: str, timeout: float = 30.0, after: int = 0) -> str:
+        """Waits until `text` appears in the log (from byte `after`); returns the log."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            log = self.log_text(full=True)
+            if text in log[after:]:
+                return log
+            if self.process.poll() is not None:
+                break
+            time.sleep(0.1)
+        raise AssertionError(f"{self.label}: {text!r} not logged within {timeout}s:\n{self.log_text()}")
+
+    def status(self, timeout: float = 10.0) -> str:
+        """Types `status` and returns the block it printed."""
+        mark = len(self.log_text(full=True))
+        self.command("status")
+        log = self.wait_for_log("· offers sent", timeout, after=mark)
+        return log[mark:]
+
+    def interrupt(self, timeout: float = 30.0) -> int:
+        """SIGINT, as Ctrl-C: the gateway finalizes its recordings and leaves."""
+        self.process.send_signal(signal.SIGINT)
+        return self.process.wait(timeout=timeout)
+
+    def kill(self) -> None:
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=10)
+
+    def log_text(self, full: bool = False) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+        return text if full else text[-4000:]
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            try:
+                self.interrupt(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        self.log.close()
+        shutil.rmtree(self.work, ignore_errors=True)
+
+
+def ffprobe(path: Path) -> dict:
+    out = subprocess.run(["ffprobe", "-v", "error", "-show_streams", "-show_format", "-of", "json", str(path)],
+                         capture_output=True, check=True, timeout=60)
+    return json.loads(out.stdout)
