@@ -92,6 +92,7 @@ let package = Package(
                 "Gateway", "SignalingServer", "WebRTC", "GStreamer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
         // A WebRTCPeer driven by JSON lines on stdin/stdout: the interop tests' bridge to Chromium and aiortc.

@@ -293,14 +293,23 @@ public actor Call {
 
     private func remove(_ participant: Participant) async {
         participants[participant.id] = nil
-        await close(participant)
         logger.info("\(participant.name) (\(participant.id)) left")
         eventSink.yield(.participantLeft(id: participant.id, name: participant.name))
+        // What the participant sent last is still in the jitterbuffer: let it out (to a recording that is
+        // finishing) before the peer goes. Other events are handled meanwhile (the actor is reentrant).
+        if participant.connectionState == .connected {
+            try? await Task.sleep(for: .milliseconds(configuration.latencyMilliseconds + 50))
+        }
+        await close(participant)
     }
 
     private func close(_ participant: Participant) async {
         participant.firstOfferTask?.cancel()
         participant.eventsTask?.cancel()
+        // What this connection carried, for the log (and for tests that compare it with a recording).
+        if let stats = try? await participant.peer.stats(), stats.framesSent + stats.framesReceived > 0 {
+            logger.info("media with \(participant.name): sent \(stats.videoFramesSent) video frames, \(stats.framesSent - stats.videoFramesSent) audio frames; received \(stats.videoFramesReceived) video frames, \(stats.framesReceived - stats.videoFramesReceived) audio frames; \(stats.packetsLost) packets lost")
+        }
         await participant.peer.close()
     }
 

@@ -25,13 +25,6 @@ public struct GatewayOptions: Sendable {
 }
 
 /// A snapshot for the status display.
-/// A recording in progress, for the status display.
-public struct RecordingStatus: Sendable {
-    public let file: URL
-    public let durationSeconds: Double
-    public let bytes: Int
-}
-
 public struct GatewayStatus: Sendable {
     public let call: CallStatus
     public let video: String?
@@ -52,8 +45,12 @@ public actor GatewaySession {
 
     private let logger: Logger
     private var recording: Bool
-    /// Each participant's tracks and name, so `record start` can begin mid-call.
-    private var remoteTracks: [String: (name: String, tracks: [RemoteTrack])] = [:]
+    /// Every remote participant's received tracks, teed as they arrive, so `record start` can begin
+    /// (and `record stop` end) a recording at any time during the call.
+    private var taps: [String: ParticipantTap] = [:]
+    private var recorders: [String: ParticipantRecorder] = [:]
+    private var finished: [RecordingReport] = []
+    private var busWatch: Task<Void, Never>?
     private var stopped = false
 
     /// Builds the pipeline and the sources; throws a `GatewayError` a user can act on
@@ -88,6 +85,7 @@ public actor GatewaySession {
     /// Takes part in the call until `stop()`.
     public func run() async {
         let call = self.call
+        watchBus()
         async let taking: Void = call.run()
         for await event in call.events {
             await handle(event)
@@ -98,12 +96,25 @@ public actor GatewaySession {
     private func handle(_ event: CallEvent) async {
         switch event {
         case .remoteTrack(let participant, let name, let track):
-            remoteTracks[participant, default: (name, [])].tracks.append(track)
+            let tap = taps[participant] ?? ParticipantTap(pipeline: pipeline, participantID: participant, displayName: name)
+            taps[participant] = tap
+            do {
+                try tap.add(track)
+                logger.debug("receiving \(track) from \(name)")
+            } catch {
+                logger.error("cannot receive \(track) from \(name): \(error)")
+                return
+            }
+            // A recorder picks up the participant's later tracks by itself (it watches the tap).
             if recording { await record(participant) }
         case .participantLeft(let participant, _):
-            remoteTracks[participant] = nil
+            // The recorder detaches from the tees first; only then may the tees go.
             await stopRecording(participant)
+            taps.removeValue(forKey: participant)?.remove()
         case .connectionState(let participant, let state):
+            // A new peer decodes nothing until a keyframe: make one now rather than at the next interval
+            // (or after its PLI's round trip), so its first picture and its recording start at once.
+            if state == .connected { video?.forceKeyframe() }
             // A failed connection carries no more media: finalize what was recorded.
             if state == .failed || state == .closed { await stopRecording(participant) }
         case .problem(let text):
@@ -132,14 +143,16 @@ public actor GatewaySession {
                 try audio.mute(muted)
                 return muted ? "audio muted" : "audio unmuted"
             case .record(true):
-                guard options.recordDirectory != nil else { return "no recording folder: start the gateway with --record DIR" }
+                guard let directory = options.recordDirectory else { return "no recording folder: start the gateway with --record DIR" }
                 recording = true
-                for participant in remoteTracks.keys { await record(participant) }
-                return "recording to \(options.recordDirectory!.path)"
+                for participant in taps.keys { await record(participant) }
+                return "recording \(recorders.count) participant(s) to \(directory.path)"
+                    + (recorders.isEmpty ? "; each one who sends media is recorded" : "")
             case .record(false):
                 recording = false
-                for participant in Array(remoteTracks.keys) { await stopRecording(participant) }
-                return "recording stopped"
+                let count = recorders.count
+                for participant in Array(recorders.keys) { await stopRecording(participant) }
+                return "recording stopped; \(count) file(s) finalized"
             case .status:
                 return Self.describe(await status())
             case .help:
@@ -152,18 +165,58 @@ public actor GatewaySession {
         }
     }
 
-    // MARK: Recording (the WebM recorder lands separately)
+    // MARK: Recording
 
     private func record(_ participant: String) async {
-        logger.warning("recording is not available in this build yet")
+        guard recorders[participant] == nil, let directory = options.recordDirectory, let tap = taps[participant],
+              !tap.tracks.isEmpty else { return }
+        // Wait for the kinds the participant said it sends (a browser without a microphone sends video only).
+        let announced = await call.peers()[participant]?.remoteSendingKinds ?? []
+        let expected = announced.isEmpty ? Set(tap.tracks.map(\.kind)) : announced
+        do {
+            let recorder = try await ParticipantRecorder.start(tap: tap, directory: directory, room: options.call.room,
+                                                               expecting: expected, logger: logger)
+            recorders[participant] = recorder
+            logger.info("recording \(tap.displayName) to \(recorder.file.path)")
+        } catch {
+            logger.error("cannot record \(tap.displayName): \(error)")
+        }
     }
 
-    private func stopRecording(_ participant: String) async {}
+    /// Finalizes the participant's recording (bounded by the recorder's finalize timeout).
+    private func stopRecording(_ participant: String) async {
+        guard let recorder = recorders.removeValue(forKey: participant) else { return }
+        let report = await recorder.stop()
+        finished.append(report)
+        logger.info("finalized \(report.file): \(String(format: "%.1f", report.duration)) s, \(report.videoFrames) video frames (\(report.keyframes) keyframes), \(report.audioPackets) audio packets\(report.finalizedCleanly ? "" : "; not finalized: run vcall-gateway repair on it")")
+    }
+
+    /// Logs what goes wrong in the pipeline. Recorders handle their own elements' errors (a full disk
+    /// ends one recording, not the call), and a source swap watches its new source itself.
+    private func watchBus() {
+        let messages = pipeline.messages()
+        let logger = self.logger
+        busWatch = Task {
+            for await message in messages {
+                switch message {
+                case .error(let source, let text, let debug) where !ParticipantRecorder.owns(elementNamed: source):
+                    logger.error("\(source): \(text)", metadata: debug.map { ["debug": "\($0)"] })
+                case .warning(let source, let text, _) where !ParticipantRecorder.owns(elementNamed: source):
+                    logger.warning("\(source): \(text)")
+                default:
+                    break
+                }
+            }
+        }
+    }
+
+    /// Reports of the recordings finalized so far.
+    public func finishedRecordings() -> [RecordingReport] { finished }
 
     // MARK: Status and shutdown
 
     public func status() async -> GatewayStatus {
-        let recordings: [RecordingStatus] = []
+        let recordings = recorders.values.map(\.status)
         return GatewayStatus(call: await call.status(), video: video?.currentSource, audio: audio?.currentSource,
                              audioMuted: audio?.isMuted ?? false, recording: recording,
                              recordings: recordings.sorted { $0.file.path < $1.file.path })
@@ -174,7 +227,21 @@ public actor GatewaySession {
         guard !stopped else { return }
         stopped = true
         recording = false
+        // Every file is finalized in parallel, so quitting takes one finalize timeout at most.
+        let stopping = recorders.values
+        recorders.removeAll()
+        let reports = await withTaskGroup(of: RecordingReport.self) { group in
+            for recorder in stopping { group.addTask { await recorder.stop() } }
+            return await group.reduce(into: [RecordingReport]()) { $0.append($1) }
+        }
+        finished += reports
+        for report in reports {
+            logger.info("finalized \(report.file): \(String(format: "%.1f", report.duration)) s\(report.finalizedCleanly ? "" : "; not finalized: run vcall-gateway repair on it")")
+        }
         await call.leave()
+        for tap in taps.values { tap.remove() }
+        taps.removeAll()
+        busWatch?.cancel()
         _ = try? pipeline.setState(.null)
     }
 

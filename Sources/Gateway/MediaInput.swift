@@ -254,7 +254,7 @@ public final class MediaInput: Sendable {
     private static func startFailure(_ error: Error, resolved: PipelineLibrary.Resolved, kind: MediaKind, keeping current: String?) -> GatewayError {
         if let error = error as? GatewayError { return error }
         var reason = "\(error)"
-        if let failure = error as? SwapFailure { reason = failure.message }
+        if let failure = error as? WaitFailure { reason = failure.message }
         if case .stateChange(_, _, let message)? = error as? GStreamerError {
             // GStreamer's text without its "(from element): file.c(line): function (): /path" debug tail.
             reason = message.range(of: " (from ").map { String(message[..<$0.lowerBound]) } ?? message
@@ -354,7 +354,7 @@ public final class MediaInput: Sendable {
                     try new.pad.link(slot)
                 } catch {
                     try? old.pad.link(slot)
-                    throw SwapFailure(message: "\(error)".contains("no common format") ? "its output is not raw \(kind.rawValue)" : "\(error)")
+                    throw WaitFailure(message: "\(error)".contains("no common format") ? "its output is not raw \(kind.rawValue)" : "\(error)")
                 }
                 if pipeline.currentState != .null { try new.bin.setState(pipeline.currentState) }
             } catch {
@@ -441,47 +441,5 @@ public final class MediaInput: Sendable {
         old.pad.removeProbe(blocking)
         _ = try? old.bin.setState(.null)
         try? pipeline.remove(old.bin)
-    }
-}
-
-/// Why a swap step failed, before it is turned into a user-facing `GatewayError`.
-private struct SwapFailure: Error {
-    let message: String
-}
-
-/// A one-time outcome set from any thread (a probe, a bus watcher, a timer) and awaited once.
-private final class OneShot: Sendable {
-    private struct State {
-        var outcome: Result<Void, SwapFailure>?
-        var waiter: CheckedContinuation<Void, Error>?
-    }
-    private let state = Mutex(State())
-
-    func succeed() { finish(.success(())) }
-    func fail(_ message: String) { finish(.failure(SwapFailure(message: message))) }
-
-    private func finish(_ outcome: Result<Void, SwapFailure>) {
-        let waiter = state.withLock { state -> CheckedContinuation<Void, Error>? in
-            guard state.outcome == nil else { return nil }
-            state.outcome = outcome
-            defer { state.waiter = nil }
-            return state.waiter
-        }
-        waiter?.resume(with: outcome.mapError { $0 as Error })
-    }
-
-    func wait(timeout: Duration, what: String) async throws {
-        let timer = Task { [weak self] in
-            try? await Task.sleep(for: timeout)
-            if !Task.isCancelled { self?.fail("timed out after \(timeout) waiting for \(what)") }
-        }
-        defer { timer.cancel() }
-        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, Error>) in
-            let outcome = state.withLock { state -> Result<Void, SwapFailure>? in
-                if state.outcome == nil { state.waiter = continuation }
-                return state.outcome
-            }
-            if let outcome { continuation.resume(with: outcome.mapError { $0 as Error }) }
-        }
     }
 }

@@ -45,11 +45,13 @@ public struct RecordingStatus: Sendable, CustomStringConvertible {
 ///   its other pad and disk writes run on the recorder's own threads, and a stalled disk drops the oldest
 ///   recorder data (leaky) instead of stalling the call.
 /// - webmmux refuses caps that arrive after it wrote its headers, so every expected track is linked to
-///   its own branch first; only then are the branches linked to the muxer and the data let in (a probe on
-///   each queue's sink pad drops it until then). If a track is missing after `startTimeout`, the recording
-///   starts with what arrived (a video-only participant still records); a track arriving later is not recorded.
-/// - The file starts on a keyframe: a keyframe is requested when data is let in; video before the first
-///   keyframe is dropped, and so is audio timed before it, so audio and video line up from the first cluster.
+///   its own branch first; only then are the branches linked to the muxer and the data let in (until then
+///   a blocking probe on each queue's src pad holds it, up to the queue's 3 s). If a track is missing after
+///   `startTimeout`, the recording starts with what arrived (a video-only participant still records); a
+///   track arriving later is not recorded.
+/// - The file starts on a keyframe: the held data usually begins with the one the sender makes for a new
+///   peer, and a keyframe is requested when data is let in; video before the first keyframe is dropped,
+///   and so is audio timed before it, so audio and video line up from the first cluster.
 /// - `stop()` detaches the branches from the tees and sends EOS into the recorder's branches only, waits
 ///   (bounded) until EOS reaches the filesink — webmmux has then written its Cues and duration — and
 ///   removes the recorder's elements. It may be called any number of times, from any task: when the
@@ -111,6 +113,8 @@ public actor ParticipantRecorder {
         let output: Pad
         let elements: [Element]
         var muxPad: Pad?
+        /// Holds the queue's output until the gate opens (a blocking probe on the queue's src pad).
+        var hold: (pad: Pad, token: PadProbeToken)?
         /// Ended early (its track sent nothing), unlinked from its tee.
         var retired = false
     }
@@ -226,7 +230,7 @@ public actor ParticipantRecorder {
         if expectedKinds.isSubset(of: kinds) || startTimedOut { openGate() }
     }
 
-    /// `queue ! depayloader [! opusparse]`, linked to the tee but dropping data until the gate opens.
+    /// `queue ! depayloader [! opusparse]`, linked to the tee; the queue holds the data until the gate opens.
     private func makeBranch(for track: TeedTrack) throws -> Branch {
         let kind = track.kind.rawValue
         guard let codec = Codec(encodingName: track.encodingName) else {
@@ -252,14 +256,23 @@ public actor ParticipantRecorder {
             throw GatewayError.recording("the recorder's \(kind) branch has no pads")
         }
         let shared = self.shared
-        // Data is let in only while the gate is open and the recorder neither failed nor detached.
+        // Data is let in unless the recorder failed, detached or retired this kind.
         let trackKind = track.kind
         input.addProbe([.buffer, .bufferList]) { _ in shared.admitsInput(trackKind) ? .ok : .drop }
+        // Until every expected track is linked to the muxer the queue holds what arrives (up to its 3 s,
+        // dropping the oldest), so the participant's first keyframe, sent as the connection came up, is
+        // still there when the gate opens: no waiting for a requested one.
+        var hold: (pad: Pad, token: PadProbeToken)?
+        if let queueOutput = queue.staticPad("src"), let token = queueOutput.addProbe(.blockDownstream, { _ in .ok }) {
+            hold = (queueOutput, token)
+        }
         for element in elements.reversed() { try element.syncStateWithParent() }
         let teePad = try track.tee.requestPad("src_%u")
         try teePad.link(input)
+        // The tap holds a new track until a consumer attaches: this branch is one.
+        track.track.release()
         logger.debug("linked \(track)")
-        return Branch(track: track, teePad: teePad, input: input, output: output, elements: elements)
+        return Branch(track: track, teePad: teePad, input: input, output: output, elements: elements, hold: hold)
     }
 
     private func startTimeoutElapsed() {
@@ -299,6 +312,11 @@ public actor ParticipantRecorder {
         }
         gateOpen = true
         shared.openGate()
+        for index in branches.indices {
+            if let hold = branches[index].hold { hold.pad.removeProbe(hold.token) }
+            branches[index].hold = nil
+        }
+        // The held data may start mid-GOP (a recording started during a call): ask for a keyframe too.
         for branch in branches { branch.track.track.requestKeyframe() }
         logger.info("recording \(branches.map(\.track.description).joined(separator: ", "))")
         if let video = branches.first(where: { $0.track.kind == .video }) {
@@ -380,11 +398,11 @@ public actor ParticipantRecorder {
         if gateOpen, shared.failure == nil, shared.hasMedia, let sinkPad = sink.staticPad("sink") {
             let endOfStream = OneShot()
             let token = sinkPad.addProbe(.eventDownstream) { info in
-                if info.event?.isEndOfStream == true { endOfStream.fire() }
+                if info.event?.isEndOfStream == true { endOfStream.succeed() }
                 return .ok
             }
             for branch in branches where branch.muxPad != nil && !branch.retired { branch.input.sendEvent(.endOfStream) }
-            finalized = await endOfStream.wait(timeout: options.finalizeTimeout)
+            finalized = (try? await endOfStream.wait(timeout: options.finalizeTimeout, what: "the end of the file")) != nil
             if let token { sinkPad.removeProbe(token) }
             if !finalized {
                 shared.note("the file was not finalized within \(options.finalizeTimeout): it plays but cannot seek; run WebMRepair on it")
@@ -550,16 +568,15 @@ final class RecorderSharedState: Sendable {
         var error: String?
     }
 
-    private let isOpen = Atomic<Bool>(false)
     private let isBlocked = Atomic<Bool>(false)
     /// Kinds whose branch ended early (bit 0 video, bit 1 audio).
     private let retiredKinds = Atomic<Int>(0)
     private let counts = Mutex(Counts())
     private static let gapThreshold: UInt64 = 500_000_000
 
-    /// Input probes let data in only while this is true.
+    /// Input probes let data in only while this is true (before the gate opens, into the holding queue).
     func admitsInput(_ kind: MediaKind) -> Bool {
-        isOpen.load(ordering: .acquiring) && !isBlocked.load(ordering: .acquiring)
+        !isBlocked.load(ordering: .acquiring)
             && retiredKinds.load(ordering: .acquiring) & Self.bit(kind) == 0
     }
 
@@ -591,7 +608,6 @@ final class RecorderSharedState: Sendable {
 
     func openGate() {
         counts.withLock { if $0.phase == .waitingForTracks { $0.phase = .recording } }
-        isOpen.store(true, ordering: .releasing)
     }
 
     func detach() {
@@ -696,44 +712,5 @@ final class RecorderSharedState: Sendable {
             return "cannot write the recording: \(failure.message); check the disk or use --record DIR elsewhere"
         }
         return "the recording stopped: \(failure.message) (\(failure.source))"
-    }
-}
-
-/// Something that happens once, awaited with a timeout; callable from any thread.
-final class OneShot: Sendable {
-    private struct State {
-        var fired = false
-        var timedOut = false
-        var continuation: CheckedContinuation<Bool, Never>?
-    }
-    private let state = Mutex(State())
-
-    func fire() { resume(true) }
-
-    /// True if it fired (before or during the wait), false on timeout.
-    func wait(timeout: Duration) async -> Bool {
-        let timer = Task { [weak self] in
-            try? await Task.sleep(for: timeout)
-            if !Task.isCancelled { self?.resume(false) }
-        }
-        defer { timer.cancel() }
-        return await withCheckedContinuation { continuation in
-            let now: Bool? = state.withLock { state in
-                if state.fired { return true }
-                if state.timedOut { return false }
-                state.continuation = continuation
-                return nil
-            }
-            if let now { continuation.resume(returning: now) }
-        }
-    }
-
-    private func resume(_ fired: Bool) {
-        let continuation = state.withLock { state -> CheckedContinuation<Bool, Never>? in
-            if fired { state.fired = true } else { state.timedOut = true }
-            defer { state.continuation = nil }
-            return state.continuation
-        }
-        continuation?.resume(returning: fired)
     }
 }

@@ -7,9 +7,10 @@ import WebRTC
 ///
 /// Why tees: a `RemoteTrack` pad can be linked once, and the `record start` / `record stop` commands
 /// start and stop recordings repeatedly while the call goes on. So every remote track is linked at once
-/// to `tee allow-not-linked=true` (which drops its data while nothing is attached, just as RemoteTrack's
-/// hold probe did, so an idle track never stalls the bundle), and a `ParticipantRecorder` attaches a
-/// branch to a tee source pad and later detaches it, without touching the webrtcbin side.
+/// to `tee allow-not-linked=true` (which drops its data while nothing is attached), and a
+/// `ParticipantRecorder` attaches a branch to a tee source pad and later detaches it, without touching
+/// the webrtcbin side. A new track stays held (`RemoteTrack.holdLimit`) until the first consumer attaches,
+/// so a recording that starts with the call begins with the sender's first keyframe.
 ///
 /// ```swift
 /// let tap = ParticipantTap(pipeline: peer.pipeline, participantID: "u-42", displayName: "Alice")
@@ -50,7 +51,9 @@ public final class ParticipantTap: Sendable {
         try pipeline.add(tee)
         try tee.syncStateWithParent()
         guard let sink = tee.staticPad("sink") else { throw GatewayError.recording("the tee for \(track) has no sink pad") }
-        try track.link(to: sink)
+        // Still held: the first consumer to attach releases it, so a recorder started with the call gets
+        // the track's first packets (the sender's first keyframe) instead of what is left after setup.
+        try track.link(to: sink, releasing: false)
         let teed = TeedTrack(track: track, tee: tee)
         let listeners = try state.withLock { state -> [@Sendable (TeedTrack) -> Void] in
             guard !state.removed else { throw GatewayError.recording("\(participantID)'s media tap was removed; make a new one") }

@@ -16,7 +16,8 @@ public enum StatusFormatter {
             lines.append("  \(pad(member.name, 16)) \(pad(member.connectionState.rawValue, 12)) in \(rate(member.bitrateIn)) · out \(rate(member.bitrateOut))")
         }
         for recording in status.recordings {
-            lines.append("  ● \(recording.file.lastPathComponent)  \(clock(recording.durationSeconds))  \(size(recording.bytes))")
+            let problem = recording.error.map { "  ✗ \($0)" } ?? ""
+            lines.append("  ● \(recording.file.lastPathComponent)  \(recording.phase.rawValue)  \(clock(recording.duration))  \(size(recording.bytes))\(problem)")
         }
         return lines
     }

@@ -3,8 +3,12 @@ import Synchronization
 
 /// A track the remote peer sends: a webrtcbin source pad carrying RTP of one codec.
 ///
-/// Until it is linked, its buffers are dropped (so an unlinked track never stalls the other tracks of
-/// the bundle); linking asks the sender for a keyframe so decoding starts at once.
+/// Until it is linked its data waits, for up to `holdLimit`: the first packets carry the keyframe the
+/// sender made for the new connection, and a consumer that links within that time (the gateway links
+/// in milliseconds, from its own task) starts decoding or recording with it instead of waiting for a
+/// requested one. After `holdLimit` an unlinked track's buffers are dropped, so a track nobody consumes
+/// never piles up in its jitterbuffer. Each track has its own jitterbuffer thread, so holding one track
+/// never stalls the others of the bundle. Linking also asks the sender for a keyframe.
 public final class RemoteTrack: Sendable, CustomStringConvertible {
     public let kind: MediaKind
     /// The RTP encoding name, for example `VP8` or `OPUS`.
@@ -15,7 +19,14 @@ public final class RemoteTrack: Sendable, CustomStringConvertible {
     /// The codec, if it is one vcall decodes.
     public var codec: Codec? { Codec(encodingName: encodingName) }
 
-    private let holdProbe: Mutex<PadProbeToken?>
+    private enum Hold {
+        case blocking(PadProbeToken)
+        case dropping(PadProbeToken)
+        case released
+    }
+    private let hold: Mutex<Hold>
+    /// How long an unlinked track's data is held before it is dropped instead.
+    public static let holdLimit: Duration = .seconds(1)
     private let rtpCounter: RTPFrameCounter
 
     init?(pad: Pad, counters: TrafficCounters) {
@@ -32,22 +43,45 @@ public final class RemoteTrack: Sendable, CustomStringConvertible {
             if let header = info.rtpHeader { frames.observe(timestamp: header.timestamp) }
             return .ok
         }
-        holdProbe = Mutex(pad.addProbe([.buffer, .bufferList]) { _ in .drop })
+        // Added in the pad-added handler, before the first buffer is pushed: nothing passes unlinked.
+        hold = Mutex(pad.addProbe(.blockDownstream) { _ in .ok }.map { .blocking($0) } ?? .released)
+        Task { [weak self] in
+            try? await Task.sleep(for: Self.holdLimit)
+            self?.stopHolding()
+        }
+    }
+
+    /// Nobody linked the track in time: drop its data from now on instead of holding it.
+    private func stopHolding() {
+        hold.withLock { state in
+            guard case .blocking(let token) = state else { return }
+            let dropping = pad.addProbe([.buffer, .bufferList]) { _ in .drop }
+            pad.removeProbe(token)
+            state = dropping.map { .dropping($0) } ?? .released
+        }
     }
 
     public var description: String { "\(kind) \(encodingName)/\(payloadType.map(String.init) ?? "?") on \(pad.name)" }
 
     /// Links the track to a sink pad and lets its media through.
-    public func link(to sink: Pad) throws(GStreamerError) {
+    ///
+    /// With `releasing: false` the data keeps waiting (up to `holdLimit` from the track's arrival) until
+    /// `release()`: for a consumer that sets up further elements behind `sink` first.
+    public func link(to sink: Pad, releasing: Bool = true) throws(GStreamerError) {
         try pad.link(sink)
-        release()
+        if releasing { release() }
     }
 
     /// Lets media through to whatever the pad is linked to, and asks the sender for a keyframe.
     public func release() {
-        if let token = holdProbe.withLock({ token in defer { token = nil }; return token }) {
-            pad.removeProbe(token)
+        let token = hold.withLock { state -> PadProbeToken? in
+            defer { state = .released }
+            switch state {
+            case .blocking(let token), .dropping(let token): return token
+            case .released: return nil
+            }
         }
+        if let token { pad.removeProbe(token) }
         requestKeyframe()
     }
 

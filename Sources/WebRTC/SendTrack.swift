@@ -1,4 +1,39 @@
 import GStreamer
+import Synchronization
+
+/// Holds a peer's outgoing media back until its connection is up, then starts video on a keyframe.
+///
+/// Before DTLS completes, webrtcbin blocks the RTP it is given; the per-peer queue fills and drops its
+/// oldest frames, so the first packets a new peer would get are stale delta frames, undecodable without
+/// the keyframe the queue dropped. Dropping everything before the payloader until `connected` and then
+/// asking the encoder for a keyframe (dropping delta frames until it comes) gives the peer a fresh
+/// picture at once and makes the sent-frame counts mean frames that could be decoded.
+final class SendGate: Sendable {
+    private let isOpen = Atomic<Bool>(false)
+    /// Video frames seen since the gate opened while still waiting for a keyframe.
+    private let deltasWhileWaiting = Atomic<Int>(-1)
+
+    func open() {
+        guard !isOpen.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        deltasWhileWaiting.store(0, ordering: .releasing)
+    }
+
+    /// Decides for one buffer entering a payloader; asks `pad`'s upstream for a keyframe when needed.
+    func admit(_ buffer: BufferInfo?, kind: MediaKind, pad: Pad) -> Bool {
+        guard isOpen.load(ordering: .acquiring) else { return false }
+        guard kind == .video, let buffer else { return true }
+        let waited = deltasWhileWaiting.load(ordering: .acquiring)
+        if waited < 0 { return true }
+        if !buffer.isDeltaUnit {
+            deltasWhileWaiting.store(-1, ordering: .releasing)
+            return true
+        }
+        // Ask at once, and again every 15 frames in case the request was lost.
+        if waited % 15 == 0 { _ = pad.pushEvent(.upstreamForceKeyUnit(allHeaders: true)) }
+        deltasWhileWaiting.store(waited + 1, ordering: .releasing)
+        return false
+    }
+}
 
 /// One encoded stream sent to one peer: `tee ! queue ! payloader ! capsfilter ! webrtcbin`.
 struct SendTrack: Sendable {
@@ -18,7 +53,7 @@ struct SendTrack: Sendable {
 
     /// Builds the branch and links it, downstream first, so data only flows once everything is ready.
     mutating func link(into pipeline: Pipeline, webrtc: Element, payloadType: Int, namePrefix: String,
-                       counters: TrafficCounters) throws {
+                       counters: TrafficCounters, gate: SendGate) throws {
         let queue = try Element(factory: "queue", name: "\(namePrefix)-\(codec.encodingName.lowercased())-queue")
         // A slow peer drops its own oldest data instead of stalling the tee that feeds every peer.
         try queue.set("leaky", "downstream")
@@ -44,7 +79,9 @@ struct SendTrack: Sendable {
         }
         webrtcPad = sink
         let sent = counters.sentCounter(for: codec.kind)
-        payloaderSink.addProbe(.buffer) { _ in
+        let kind = codec.kind
+        payloaderSink.addProbe(.buffer) { info in
+            guard gate.admit(info.buffer, kind: kind, pad: payloaderSink) else { return .drop }
             sent.add(1)
             return .ok
         }
@@ -52,10 +89,6 @@ struct SendTrack: Sendable {
         let source = try tee.requestPad("src_%u")
         try source.link(queueSink)
         teePad = source
-        if codec.kind == .video {
-            // Start the new peer on a keyframe rather than waiting for the encoder's next one.
-            _ = queueSink.pushEvent(.upstreamForceKeyUnit(allHeaders: true))
-        }
     }
 
     /// Detaches the branch from its tee when the tee pad is idle, then removes its elements.

@@ -161,6 +161,7 @@ public actor WebRTCPeer {
                 guard let nick = try? weakWebRTC?.get(property).stringValue else { return nil }
                 // notify can repeat a value; each state is reported once per change.
                 guard shared.changeState(property, to: nick), let event = make(nick) else { return nil }
+                if property == "connection-state", nick == "connected" { shared.sendGate.open() }
                 logger.debug("\(property) → \(nick)")
                 continuation.yield(event)
                 if property == "ice-gathering-state", nick == "complete" { continuation.yield(.localCandidate(nil)) }
@@ -200,7 +201,8 @@ public actor WebRTCPeer {
                 payloadType = offered.payloadType
             }
             try tracks[index].link(into: pipeline, webrtc: webrtc, payloadType: payloadType,
-                                   namePrefix: "\(configuration.name)-\(index)", counters: shared.counters)
+                                   namePrefix: "\(configuration.name)-\(index)", counters: shared.counters,
+                                   gate: shared.sendGate)
             logger.debug("sending \(codec.encodingName) with payload type \(payloadType)")
         }
     }
@@ -285,6 +287,13 @@ public actor WebRTCPeer {
     /// The current descriptions' SDP, for diagnostics.
     public var localDescription: SessionDescription? { Self.currentDescription(of: webrtc, property: "local-description") }
     public var remoteDescription: SessionDescription? { Self.currentDescription(of: webrtc, property: "remote-description") }
+
+    /// The kinds the far side says it sends (its description's sendrecv and sendonly m-lines).
+    public var remoteSendingKinds: Set<MediaKind> {
+        guard let sdp = remoteDescription?.sdp else { return [] }
+        return Set(SDPSummary(sdp).media.filter { $0.direction == "sendrecv" || $0.direction == "sendonly" }
+            .compactMap { MediaKind(rawValue: $0.kind) })
+    }
 
     public var connectionState: PeerConnectionState {
         (try? webrtc.get("connection-state").stringValue).flatMap { PeerConnectionState(rawValue: $0) } ?? .new
@@ -392,6 +401,7 @@ final class SharedState: Sendable {
     }
     private let inner = Mutex(Inner())
     let counters = TrafficCounters()
+    let sendGate = SendGate()
 
     func setLocalMids(_ mids: [String?]) { inner.withLock { $0.localMids = mids } }
 

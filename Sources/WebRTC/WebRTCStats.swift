@@ -5,12 +5,16 @@ import GStreamer
 public struct WebRTCStats: Sendable, Codable, CustomStringConvertible {
     public var bytesSent = 0
     public var packetsSent = 0
-    /// Encoded frames handed to the payloaders.
+    /// Encoded frames handed to the payloaders once the connection was up (see `SendGate`).
     public var framesSent = 0
+    /// The video part of `framesSent`.
+    public var videoFramesSent = 0
     public var bytesReceived = 0
     public var packetsReceived = 0
     /// Frames received (RTP timestamps seen on the remote tracks).
     public var framesReceived = 0
+    /// The video part of `framesReceived`.
+    public var videoFramesReceived = 0
     public var packetsLost = 0
     /// The latest round-trip time the remote peer reported, in seconds.
     public var roundTripTime: Double?
@@ -21,6 +25,8 @@ public struct WebRTCStats: Sendable, Codable, CustomStringConvertible {
     init(_ report: Structure?, counters: TrafficCounters) {
         framesSent = counters.sentVideo.frames + counters.sentAudio.frames
         framesReceived = counters.receivedVideo.frames + counters.receivedAudio.frames
+        videoFramesSent = counters.sentVideo.frames
+        videoFramesReceived = counters.receivedVideo.frames
         guard let report else { return }
         for (_, value) in report.fields {
             guard let entry = value.structureValue, let type = entry["type"]?.stringValue else { continue }

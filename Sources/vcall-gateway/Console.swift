@@ -11,17 +11,18 @@ final class Console: Sendable {
     private struct State { var blockLines = 0; var block: [String] = [] }
     private let state = Mutex(State())
 
-    /// Prints a line above the status block (or plainly).
-    func line(_ text: String, to stream: UnsafeMutablePointer<FILE> = stdout) {
+    enum Stream { case output, error }
+
+    /// Prints a line above the status block (or plainly, to `stream`).
+    func line(_ text: String, to stream: Stream = .output) {
         state.withLock { state in
             if isTerminal {
                 write(clearing: state.blockLines)
-                fputs(text + "\n", stdout)
+                emit(text + "\n")
                 draw(state.block)
             } else {
-                fputs(text + "\n", stream)
+                emit(text + "\n", to: stream)
             }
-            fflush(stdout)
         }
     }
 
@@ -33,7 +34,6 @@ final class Console: Sendable {
             state.block = lines
             state.blockLines = lines.count + 1
             draw(lines)
-            fflush(stdout)
         }
     }
 
@@ -47,13 +47,19 @@ final class Console: Sendable {
 
     private func write(clearing lines: Int) {
         // Cursor up to the block's first line, then clear to the end of the screen.
-        if lines > 0 { fputs("\u{1B}[\(lines)F\u{1B}[J", stdout) }
+        if lines > 0 { emit("\u{1B}[\(lines)F\u{1B}[J") }
     }
 
     private func draw(_ lines: [String]) {
         guard !lines.isEmpty else { return }
-        fputs(String(repeating: "─", count: 60) + "\n", stdout)
-        for line in lines { fputs(line + "\n", stdout) }
+        emit(String(repeating: "─", count: 60) + "\n" + lines.map { $0 + "\n" }.joined())
+    }
+}
+
+extension Console {
+    /// Unbuffered, so lines and the block reach the terminal in the order written.
+    private func emit(_ text: String, to stream: Stream = .output) {
+        (stream == .output ? FileHandle.standardOutput : FileHandle.standardError).write(Data(text.utf8))
     }
 }
 
@@ -72,7 +78,7 @@ struct ConsoleLogHandler: LogHandler {
              source: String, file: String, function: String, line: UInt) {
         let merged = metadata.merging(explicit ?? [:]) { $1 }
         let details = merged.isEmpty ? "" : " " + merged.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
-        let time = ISO8601DateFormatter.string(from: Date(), timeZone: .current, formatOptions: [.withTime, .withColonSeparatorInTime])
-        Console.shared.line("\(time) \(level)\(details) \(message)", to: stderr)
+        let time = ISO8601DateFormatter.string(from: Date(), timeZone: .current, formatOptions: [.withTime, .withColonSeparatorInTime, .withFractionalSeconds])
+        Console.shared.line("\(time) \(level)\(details) \(message)", to: .error)
     }
 }

@@ -5,6 +5,7 @@ import GStreamer
 import Hummingbird
 import Logging
 import SignalingProtocol
+import ServiceLifecycle
 import SignalingServer
 import WebRTC
 
@@ -68,15 +69,15 @@ struct Join: AsyncParsableCommand {
         let console = Console.shared
 
         // The server: given, or started here.
-        var serverTask: Task<Void, any Error>?
+        var inProcessServer: InProcessServer?
         let serverURL: URL
         if let server {
             serverURL = URL(string: server)!
         } else {
-            let (url, task) = try await startServer(logger: logger)
-            serverURL = url
-            serverTask = task
-            let web = "http://127.0.0.1:\(url.port ?? port)/r/\(room)"
+            let started = try await startServer(logger: logger)
+            serverURL = started.url
+            inProcessServer = started
+            let web = "http://127.0.0.1:\(started.url.port ?? port)/r/\(room)"
             console.line("vcall-server is running in this process: open \(web) in a browser to join the call")
         }
 
@@ -100,7 +101,7 @@ struct Join: AsyncParsableCommand {
         do {
             session = try GatewaySession(options: options, logger: logger)
         } catch {
-            serverTask?.cancel()
+            await inProcessServer?.stop()
             throw ValidationError("\(error)")
         }
         console.line("joining room \(room) at \(serverURL.absoluteString) as \(name): sending video \(video), audio \(audio)"
@@ -127,37 +128,59 @@ struct Join: AsyncParsableCommand {
         commands.cancel()
         console.finish()
         running.cancel()
-        serverTask?.cancel()
-        _ = try? await serverTask?.value
+        await inProcessServer?.stop()
         // The stdin reader thread may still block in readLine(); the process is done.
         Foundation.exit(0)
     }
 
-    private func startServer(logger: Logger) async throws -> (URL, Task<Void, any Error>) {
+    /// vcall-server running in this process, for the one-command call.
+    struct InProcessServer {
+        let url: URL
+        let group: ServiceGroup
+        let task: Task<Void, any Error>
+
+        /// Shuts down gracefully (browsers get a close frame), but waits at most 2 s for open sockets.
+        func stop() async {
+            await group.triggerGracefulShutdown()
+            let task = self.task
+            let deadline = Task {
+                try await Task.sleep(for: .seconds(2))
+                task.cancel()
+            }
+            _ = try? await task.value
+            deadline.cancel()
+        }
+    }
+
+    private func startServer(logger: Logger) async throws -> InProcessServer {
         var configuration = VCallServerConfiguration()
         configuration.port = port
         configuration.dataDirectory = dataDir
         configuration.iceServers = (stun.isEmpty ? [] : [IceServer(urls: stun)]) + turn.compactMap(IceServer.init(turnArgument:))
         let (ports, portSink) = AsyncStream.makeStream(of: Int.self)
-        let app: some ApplicationProtocol
-        do {
-            app = try await buildApplication(configuration: configuration, logger: Logger(label: "vcall.server")) { port in
-                portSink.yield(port)
-                portSink.finish()
+        let dataDir = self.dataDir
+        let app = try await { () async throws in
+            do {
+                return try await buildApplication(configuration: configuration, logger: Logger(label: "vcall.server")) { port in
+                    portSink.yield(port)
+                    portSink.finish()
+                }
+            } catch {
+                throw ValidationError("cannot start the in-process vcall-server (data folder \(dataDir)): \(error)")
             }
-        } catch {
-            throw ValidationError("cannot start the in-process vcall-server (data folder \(dataDir)): \(error)")
-        }
+        }()
+        // Signals are the gateway's (they finalize recordings first), so the group handles none.
+        let group = ServiceGroup(configuration: .init(services: [app], gracefulShutdownSignals: [], logger: logger))
         let task = Task {
             defer { portSink.finish() }
-            try await app.runService(gracefulShutdownSignals: [])
+            try await group.run()
         }
         var iterator = ports.makeAsyncIterator()
         guard let actual = await iterator.next() else {
             let reason = await task.result
             throw ValidationError("the in-process vcall-server did not start on 127.0.0.1:\(port) (\(reason)): is the port taken? use --port or --server")
         }
-        return (URL(string: "ws://127.0.0.1:\(actual)/ws")!, task)
+        return InProcessServer(url: URL(string: "ws://127.0.0.1:\(actual)/ws")!, group: group, task: task)
     }
 
     private func readCommands(session: GatewaySession, quit: QuitSignal) async {

@@ -6,7 +6,8 @@ import Synchronization
 final class QuitSignal: Sendable {
     private struct State { var triggered = false; var waiters: [CheckedContinuation<Void, Never>] = [] }
     private let state = Mutex(State())
-    private let sources = Mutex<[any DispatchSourceSignal]>([])
+    /// Kept so the sources live; written once, by `installSignalHandlers` before any signal can arrive.
+    nonisolated(unsafe) private var sources: [any DispatchSourceSignal] = []
 
     func installSignalHandlers() {
         for signalNumber in [SIGINT, SIGTERM] {
@@ -16,13 +17,13 @@ final class QuitSignal: Sendable {
             source.setEventHandler { [weak self] in
                 guard let self else { return }
                 if self.isTriggered {
-                    fputs("second signal: exiting without finalizing (run vcall-gateway repair on the files)\n", stderr)
+                    FileHandle.standardError.write(Data("second signal: exiting without finalizing (run vcall-gateway repair on the files)\n".utf8))
                     Foundation.exit(130)
                 }
                 self.trigger()
             }
             source.resume()
-            sources.withLock { $0.append(source) }
+            sources.append(source)
         }
     }
 

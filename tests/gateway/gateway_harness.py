@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -119,7 +120,72 @@ class Gateway:
         shutil.rmtree(self.work, ignore_errors=True)
 
 
+    def websocket(self) -> str:
+        """The in-process server's WebSocket, for other gateways to join through."""
+        assert self.port, "this gateway runs no server of its own"
+        return f"ws://127.0.0.1:{self.port}/ws"
+
+    def log_offset(self) -> int:
+        return len(self.log_text(full=True))
+
+    def frames_sent_to(self, peer: str) -> int:
+        """Video frames this gateway sent to `peer`, from the line it logs when their connection ends."""
+        match = re.findall(rf"media with {re.escape(peer)}: sent (\d+) video frames", self.log_text(full=True))
+        assert match, f"{self.label} logged no media summary for {peer}:\n{self.log_text()}"
+        return int(match[-1])
+
+
+def run_gateway(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    """Runs a one-shot vcall-gateway subcommand (repair) and returns its result."""
+    return subprocess.run([str(gateway_binary()), *args], capture_output=True, text=True, timeout=timeout, cwd=REPO)
+
+
 def ffprobe(path: Path) -> dict:
     out = subprocess.run(["ffprobe", "-v", "error", "-show_streams", "-show_format", "-of", "json", str(path)],
                          capture_output=True, check=True, timeout=60)
     return json.loads(out.stdout)
+
+
+def video_packets(path: Path) -> list[tuple[float, bool]]:
+    """(time in seconds, is keyframe) of every video packet in the file, in order."""
+    out = subprocess.run(["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries", "packet=pts_time,flags",
+                          "-of", "csv=p=0", str(path)], capture_output=True, text=True, check=True, timeout=60)
+    packets = []
+    for line in out.stdout.split():
+        time_text, flags = line.split(",", 1)
+        if time_text not in ("", "N/A"):
+            packets.append((float(time_text), "K" in flags))
+    return packets
+
+
+def decodes_cleanly(path: Path) -> str:
+    """Decodes every frame with ffmpeg; returns its error output (empty when every frame decoded)."""
+    out = subprocess.run(["ffmpeg", "-v", "error", "-i", str(path), "-f", "null", "-"],
+                         capture_output=True, text=True, timeout=120)
+    return out.stderr.strip()
+
+
+def recordings(directory: Path) -> list[Path]:
+    return sorted(p for p in directory.glob("*.webm") if not p.name.endswith(".repaired.webm"))
+
+
+class Xvfb:
+    """An X server on a free display number, for the screen source; stop() kills it."""
+
+    def __init__(self) -> None:
+        for number in range(90, 140):
+            if not Path(f"/tmp/.X11-unix/X{number}").exists() and not Path(f"/tmp/.X{number}-lock").exists():
+                break
+        self.display = f":{number}"
+        self.process = subprocess.Popen(["Xvfb", self.display, "-screen", "0", "1280x720x24", "-nolisten", "tcp"],
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        deadline = time.monotonic() + 10
+        while not Path(f"/tmp/.X11-unix/X{number}").exists():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"Xvfb {self.display} did not start")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=10)

@@ -1,0 +1,181 @@
+"""vcall-gateway recording another vcall-gateway, as a user runs them: two processes, the recorder with
+its in-process vcall-server, the sender joining it. Files are checked with ffprobe and ffmpeg.
+
+Each call sends a 640x360 test pattern so that two gateways encoding at once keep 30 fps on 2 cores.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from app_harness import free_port
+from app_helpers import new_room_id
+from gateway_harness import (Gateway, Xvfb, decodes_cleanly, ffprobe, recordings, run_gateway,
+                             video_packets)
+
+SENDER_ARGS = ("--size", "640x360")
+
+
+@pytest.fixture
+def record_dir():
+    directory = Path(tempfile.mkdtemp(prefix="vcall-rec-"))
+    yield directory
+    for path in directory.iterdir():
+        path.unlink()
+    directory.rmdir()
+
+
+@pytest.fixture
+def gateways():
+    started: list[Gateway] = []
+
+    def start(label: str, room: str, *args: str, **kwargs) -> Gateway:
+        gateway = Gateway(label, room, *args, **kwargs)
+        started.append(gateway)
+        return gateway
+
+    yield start
+    for gateway in reversed(started):
+        gateway.stop()
+
+
+def start_recorded_call(gateways, record_dir: Path, *sender_args: str, sender_env: dict | None = None):
+    """The recorder (with the in-process server, recording from the start) and a sender in one room;
+    returns both once the recording has linked the sender's video and audio, and the time it did."""
+    room = new_room_id()
+    recorder = gateways("recorder", room, "--record", str(record_dir), "--video", "none", "--audio", "none",
+                        port=free_port())
+    sender = gateways("sender", room, *SENDER_ARGS, *sender_args, server=recorder.websocket(), env=sender_env)
+    # The recorder logs the branches it linked, in whichever order the tracks arrived.
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        log = recorder.log_text(full=True)
+        if " recording " in log and "OPUS" in log and "VP8" in log and "via vcall-tap" in log:
+            return recorder, sender, time.monotonic()
+        time.sleep(0.05)
+    raise AssertionError(f"the recorder never linked the sender's tracks:\n{recorder.log_text()}")
+
+
+def offers_sent(gateway: Gateway) -> int:
+    status = gateway.status()
+    match = re.search(r"offers sent (\d+)", status)
+    assert match, status
+    return int(match.group(1))
+
+
+def the_only_recording(record_dir: Path) -> Path:
+    files = recordings(record_dir)
+    assert len(files) == 1, f"expected one recording, found {[f.name for f in files]}"
+    return files[0]
+
+
+def assert_webm_vp8_opus(path: Path) -> dict:
+    info = ffprobe(path)
+    codecs = sorted(s["codec_name"] for s in info["streams"])
+    assert codecs == ["opus", "vp8"], codecs
+    assert info["format"]["format_name"].startswith("matroska,webm"), info["format"]
+    return info
+
+
+def test_gateway_records_another_gateway_vp8_opus_from_a_keyframe_with_every_frame(gateways, record_dir):
+    recorder, sender, recording_started = start_recorded_call(gateways, record_dir)
+    time.sleep(15)
+    left = time.monotonic()
+    # The sender quits: the recorder finalizes that participant's file when it leaves.
+    assert sender.interrupt() == 0, sender.log_text()
+    recorder.wait_for_log("finalized ", timeout=20)
+    call_seconds = left - recording_started
+
+    path = the_only_recording(record_dir)
+    assert path.name.startswith(f"{recorder.room}-sender-") and path.name.endswith("Z.webm"), path.name
+    info = assert_webm_vp8_opus(path)
+    duration = float(info["format"]["duration"])
+    assert abs(duration - call_seconds) <= 0.5, f"file {duration:.2f} s, call {call_seconds:.2f} s"
+
+    packets = video_packets(path)
+    assert packets and packets[0][1], f"the first video frame is not a keyframe: {packets[:3]}"
+    sent = sender.frames_sent_to("recorder")
+    assert len(packets) >= 0.95 * sent, f"{len(packets)} frames recorded of {sent} sent"
+    assert decodes_cleanly(path) == ""
+
+    # Finalized: run through repair, which leaves finalized files alone.
+    check = run_gateway("repair", str(path))
+    assert check.returncode == 0 and "already finalized" in check.stdout, check.stdout + check.stderr
+
+    report = json.loads(path.with_suffix(".json").read_text())
+    assert report["displayName"] == "sender" and report["room"] == recorder.room
+    assert report["videoCodec"] == "VP8" and report["audioCodec"] == "OPUS"
+    assert report["videoFrames"] == len(packets) and report["keyframes"] >= 1
+    assert report["finalizedCleanly"] is True and report["videoGaps"] == []
+    print(f"recorded {duration:.2f} s of a {call_seconds:.2f} s call; {len(packets)} of {sent} frames")
+
+
+def test_sigint_finalizes_the_recording(gateways, record_dir):
+    recorder, sender, _ = start_recorded_call(gateways, record_dir)
+    time.sleep(5)
+    # Ctrl-C on the recorder: it finalizes, then leaves the call.
+    assert recorder.interrupt() == 0, recorder.log_text()
+    path = the_only_recording(record_dir)
+    info = assert_webm_vp8_opus(path)
+    assert float(info["format"]["duration"]) > 4
+    check = run_gateway("repair", str(path))
+    assert "already finalized" in check.stdout, check.stdout + check.stderr
+    assert json.loads(path.with_suffix(".json").read_text())["finalizedCleanly"] is True
+
+
+def test_sigkill_leaves_a_readable_file_that_repair_finalizes(gateways, record_dir):
+    recorder, sender, recording_started = start_recorded_call(gateways, record_dir)
+    time.sleep(8)
+    killed = time.monotonic()
+    recorder.kill()
+    path = the_only_recording(record_dir)
+
+    # Readable as it is, up to at most 2 s before the kill.
+    packets = video_packets(path)
+    assert packets and packets[0][1]
+    recorded_until = packets[-1][0]
+    assert recorded_until >= (killed - recording_started) - 2.0, \
+        f"last frame at {recorded_until:.2f} s, killed at {killed - recording_started:.2f} s"
+
+    result = run_gateway("repair", str(path))
+    assert result.returncode == 0, result.stdout + result.stderr
+    repaired = path.with_name(path.stem + ".repaired.webm")
+    assert repaired.exists(), result.stdout
+    info = assert_webm_vp8_opus(repaired)
+    assert abs(float(info["format"]["duration"]) - recorded_until) < 1.0
+    assert len(video_packets(repaired)) == len(packets)
+    assert decodes_cleanly(repaired) == ""
+    again = run_gateway("repair", str(repaired))
+    assert "already finalized" in again.stdout, again.stdout + again.stderr
+
+
+def test_swapping_to_the_screen_and_back_needs_no_offer_and_the_far_side_keeps_decoding(gateways, record_dir):
+    xvfb = Xvfb()
+    try:
+        recorder, sender, _ = start_recorded_call(gateways, record_dir, sender_env={"DISPLAY": xvfb.display})
+        time.sleep(3)
+        offers_before = offers_sent(sender), offers_sent(recorder)
+        for source in ("screen", "test"):
+            mark = sender.log_offset()
+            sender.command(f"video {source}")
+            sender.wait_for_log(f"video: {source}", timeout=15, after=mark)
+            time.sleep(3)
+        # A track swap, not a renegotiation: neither side sent another offer.
+        assert (offers_sent(sender), offers_sent(recorder)) == offers_before
+        assert sender.interrupt() == 0
+        recorder.wait_for_log("finalized ", timeout=20)
+    finally:
+        xvfb.stop()
+
+    path = the_only_recording(record_dir)
+    times = [t for t, _ in video_packets(path)]
+    longest = max(b - a for a, b in zip(times, times[1:]))
+    assert longest <= 0.5, f"the far side went {longest:.3f} s without a frame"
+    assert decodes_cleanly(path) == ""
+    print(f"longest gap between recorded frames across two swaps: {longest * 1000:.0f} ms")
