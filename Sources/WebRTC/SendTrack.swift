@@ -65,7 +65,12 @@ struct SendTrack: Sendable {
         try payloader.set("mtu", 1200)
         if codec == .vp8 || codec == .vp9 { try payloader.set("picture-id-mode", "15-bit") }
         let filter = try Element(factory: "capsfilter", name: "\(namePrefix)-\(codec.encodingName.lowercased())-caps")
-        try filter.set("caps", value: .caps(try Caps(codec.rtpCaps(payloadType: payloadType))))
+        // The SSRC is fixed here, before any data flows: webrtcbin announces the SSRCs it finds in these
+        // caps in the answer (a=ssrc, msid), and the payloader takes the same one from them. Left to the
+        // payloader, a branch linked while an answer is made may be announced with no or another SSRC, and
+        // Chrome then decodes the stream without ever showing it on the track.
+        let ssrc = UInt32.random(in: 1...UInt32.max)
+        try filter.set("caps", value: .caps(try Caps(codec.rtpCaps(payloadType: payloadType) + ",ssrc=(uint)\(ssrc)")))
         try pipeline.add(queue, payloader, filter)
         elements = [queue, payloader, filter]
         try queue.link(payloader)

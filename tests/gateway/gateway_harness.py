@@ -43,7 +43,7 @@ class Gateway:
         self.work = Path(tempfile.mkdtemp(prefix=f"vcall-gw-{label}-"))
         self.port = port
         self.url = f"http://127.0.0.1:{port}" if port else None
-        command = [str(gateway_binary()), "--room", room, "--name", label, *args]
+        command = [str(gateway_binary()), f"--room={room}", "--name", label, *args]
         if server:
             command += ["--server", server]
         else:
@@ -159,10 +159,11 @@ def video_packets(path: Path) -> list[tuple[float, bool]]:
 
 
 def decodes_cleanly(path: Path) -> str:
-    """Decodes every frame with ffmpeg; returns its error output (empty when every frame decoded)."""
+    """Decodes every frame with ffmpeg; returns the decoders' errors (empty when every frame decoded).
+    Lines from ffmpeg's null output muxer are not decoding errors and are left out."""
     out = subprocess.run(["ffmpeg", "-v", "error", "-i", str(path), "-f", "null", "-"],
                          capture_output=True, text=True, timeout=120)
-    return out.stderr.strip()
+    return "\n".join(line for line in out.stderr.splitlines() if line.strip() and not line.startswith("[null @"))
 
 
 def recordings(directory: Path) -> list[Path]:
