@@ -178,6 +178,13 @@ public actor GatewaySession {
                                                                expecting: expected, logger: logger)
             recorders[participant] = recorder
             logger.info("recording \(tap.displayName) to \(recorder.file.path)")
+            let logger = self.logger
+            Task {
+                // The moment the file starts (on a keyframe, audio aligned to it): the figure a user waits for.
+                if (try? await recorder.waitUntilRecording(timeout: .seconds(30))) != nil {
+                    logger.info("first frames of \(tap.displayName) written to \(recorder.file.lastPathComponent)")
+                }
+            }
         } catch {
             logger.error("cannot record \(tap.displayName): \(error)")
         }

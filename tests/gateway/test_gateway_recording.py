@@ -140,7 +140,8 @@ def test_sigkill_leaves_a_readable_file_that_repair_finalizes(gateways, record_d
     packets = video_packets(path)
     assert packets and packets[0][1]
     recorded_until = packets[-1][0]
-    assert recorded_until >= (killed - recording_started) - 2.0, \
+    # Clusters are cut every second and written unbuffered: what is lost is what was still in flight.
+    assert recorded_until >= (killed - recording_started) - 1.0, \
         f"last frame at {recorded_until:.2f} s, killed at {killed - recording_started:.2f} s"
 
     result = run_gateway("repair", str(path))
@@ -151,6 +152,7 @@ def test_sigkill_leaves_a_readable_file_that_repair_finalizes(gateways, record_d
     assert abs(float(info["format"]["duration"]) - recorded_until) < 1.0
     assert len(video_packets(repaired)) == len(packets)
     assert decodes_cleanly(repaired) == ""
+    print(f"kill -9 {killed - recording_started:.2f} s into the recording; the file plays to {recorded_until:.2f} s")
     again = run_gateway("repair", str(repaired))
     assert "already finalized" in again.stdout, again.stdout + again.stderr
 
@@ -161,6 +163,12 @@ def test_swapping_to_the_screen_and_back_needs_no_offer_and_the_far_side_keeps_d
         recorder, sender, _ = start_recorded_call(gateways, record_dir, sender_env={"DISPLAY": xvfb.display})
         time.sleep(3)
         offers_before = offers_sent(sender), offers_sent(recorder)
+        if not Path("/dev/video0").exists():
+            # No camera here: a clear error, and the test pattern keeps going out.
+            mark = sender.log_offset()
+            sender.command("video camera")
+            sender.wait_for_log("no camera at /dev/video0", timeout=15, after=mark)
+            assert "video test" in sender.status(), sender.log_text()
         for source in ("screen", "test"):
             mark = sender.log_offset()
             sender.command(f"video {source}")
