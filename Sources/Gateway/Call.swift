@@ -231,6 +231,11 @@ public actor Call {
         peerLogger[metadataKey: "participant"] = "\(id)"
         let peer = try WebRTCPeer(configuration: webrtc, pipeline: pipeline, logger: peerLogger)
         for track in tracks { try await peer.addTrack(track.codec, from: track.tee) }
+        // A kind the gateway does not send is still received, in a codec WebM holds: without this a
+        // gateway that only records would offer no m-line for it, and could accept H.264 in an answer.
+        let sentKinds = Set(tracks.map(\.codec.kind))
+        if !sentKinds.contains(.video) { try await peer.addReceiveOnly(.vp8) }
+        if !sentKinds.contains(.audio) { try await peer.addReceiveOnly(.opus) }
         let participant = Participant(id: id, name: name, selfID: selfID, peer: peer)
         participants[id] = participant
         watch(participant)

