@@ -37,6 +37,8 @@ struct Join: AsyncParsableCommand {
     @Option(help: "Folder of the .pipeline sources (default: ./pipelines, or the checkout's).") var pipelines: String?
     @Option(help: "Video size sent, WIDTHxHEIGHT.") var size = "1280x720"
     @Option(help: "Seconds to wait for recordings to finalize when quitting.") var finalizeTimeout: Double = 10
+    @Option(help: "Receive jitterbuffer in milliseconds: lower starts pictures and recordings sooner, higher leaves more time to recover lost packets.")
+    var latency = 200
     @Option(help: "trace, debug, info, notice, warning, error or critical.") var logLevel: Logger.Level = .info
 
     func validate() throws {
@@ -54,6 +56,7 @@ struct Join: AsyncParsableCommand {
             throw ValidationError("--turn \(value): use turn:HOST:PORT or USER:PASSWORD@turn:HOST:PORT")
         }
         guard dimensions != nil else { throw ValidationError("--size must look like 1280x720") }
+        guard (0...5000).contains(latency) else { throw ValidationError("--latency must be 0…5000 ms") }
     }
 
     private var dimensions: (width: Int, height: Int)? {
@@ -84,6 +87,7 @@ struct Join: AsyncParsableCommand {
         var callConfiguration = CallConfiguration(room: room, serverURL: serverURL, name: name, token: token)
         callConfiguration.iceServers = (stun.isEmpty ? [] : [ICEServer(urls: stun)])
             + turn.compactMap(IceServer.init(turnArgument:)).map { ICEServer(urls: $0.urls, username: $0.username, credential: $0.credential) }
+        callConfiguration.latencyMilliseconds = latency
         var options = GatewayOptions(call: callConfiguration)
         options.video = video
         options.audio = audio
