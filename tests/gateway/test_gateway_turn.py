@@ -1,0 +1,140 @@
+"""Two gateways that cannot reach each other directly connect through a TURN server (Debian's coturn)
+given with --turn, and one records the other.
+
+Three network namespaces made by the test (inside scripts/netns-run's): A and B each hold one peer; T
+holds coturn and vcall-server and has a leg into each of A and B:
+
+    A 10.77.1.2 ── 10.77.1.1 T 10.77.2.1 ── 10.77.2.2 B
+
+T does not forward packets, so A's packets to B's own address die in T: the only way between A and B
+is through coturn's relay addresses, which are T's own.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from app_harness import server_binary
+from gateway_harness import LOGS, gateway_binary, recordings, video_packets
+
+TURN_USER, TURN_PASSWORD = "vcall", "relay-only-secret"
+
+
+def sh(*command: str) -> None:
+    subprocess.run(command, check=True, capture_output=True, timeout=30)
+
+
+@pytest.fixture
+def namespaces():
+    if os.geteuid() != 0 or not shutil.which("ip") or not shutil.which("turnserver"):
+        pytest.fail("the TURN test needs root inside scripts/netns-run, iproute2 and coturn (scripts/setup installs them)",
+                    pytrace=False)
+    suffix = str(os.getpid())
+    a, b, t = f"vcA{suffix}", f"vcB{suffix}", f"vcT{suffix}"
+    for ns in (a, b, t):
+        sh("ip", "netns", "add", ns)
+    try:
+        for peer_ns, leg, net in ((a, "a", "10.77.1"), (b, "b", "10.77.2")):
+            sh("ip", "link", "add", f"p{leg}{suffix}", "type", "veth", "peer", "name", f"t{leg}{suffix}")
+            sh("ip", "link", "set", f"p{leg}{suffix}", "netns", peer_ns)
+            sh("ip", "link", "set", f"t{leg}{suffix}", "netns", t)
+            sh("ip", "-n", peer_ns, "addr", "add", f"{net}.2/24", "dev", f"p{leg}{suffix}")
+            sh("ip", "-n", t, "addr", "add", f"{net}.1/24", "dev", f"t{leg}{suffix}")
+            sh("ip", "-n", peer_ns, "link", "set", f"p{leg}{suffix}", "up")
+            sh("ip", "-n", t, "link", "set", f"t{leg}{suffix}", "up")
+            sh("ip", "-n", peer_ns, "link", "set", "lo", "up")
+            sh("ip", "-n", peer_ns, "route", "add", "default", "via", f"{net}.1")
+        sh("ip", "-n", t, "link", "set", "lo", "up")
+        sh("ip", "netns", "exec", t, "sysctl", "-q", "-w", "net.ipv4.ip_forward=0")
+        yield a, b, t
+    finally:
+        for ns in (a, b, t):
+            subprocess.run(["ip", "netns", "delete", ns], capture_output=True)
+
+
+class NamespacedProcess:
+    def __init__(self, ns: str, label: str, command: list[str]) -> None:
+        LOGS.mkdir(parents=True, exist_ok=True)
+        self.label = label
+        self.log_path = LOGS / f"{label}.log"
+        self.log = open(self.log_path, "wb")
+        self.process = subprocess.Popen(["ip", "netns", "exec", ns, *command], stdin=subprocess.PIPE, stdout=self.log,
+                                        stderr=subprocess.STDOUT, start_new_session=True)
+
+    def text(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def wait_for(self, text: str, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if text in self.text():
+                return
+            if self.process.poll() is not None:
+                break
+            time.sleep(0.1)
+        raise AssertionError(f"{self.label}: {text!r} not logged within {timeout}s:\n{self.text()[-3000:]}")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(2)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.log.close()
+
+
+def test_gateways_without_a_direct_path_connect_through_turn_and_record(namespaces):
+    a, b, t = namespaces
+    # The direct path really is closed: from A, B's address does not answer at all (T drops the packets;
+    # with forwarding, B would refuse the connection at once).
+    probe = "import socket\ntry:\n    socket.create_connection(('10.77.2.2', 9), timeout=1)\nexcept socket.timeout:\n    print('unreachable')\nexcept OSError as e:\n    print(e)"
+    reach = subprocess.run(["ip", "netns", "exec", a, "python3", "-c", probe], capture_output=True, text=True, timeout=10)
+    assert reach.stdout.strip() == "unreachable", reach.stdout + reach.stderr
+    work = Path(tempfile.mkdtemp(prefix="vcall-turn-"))
+    started: list[NamespacedProcess] = []
+    try:
+        turn = NamespacedProcess(t, "turnserver", [
+            "turnserver", "-n", "-v", "--no-cli", "--no-tls", "--no-dtls", "--listening-port=3478",
+            "--listening-ip=10.77.1.1", "--listening-ip=10.77.2.1", "--relay-ip=10.77.1.1",
+            "--min-port=49200", "--max-port=49400", "--lt-cred-mech", f"--user={TURN_USER}:{TURN_PASSWORD}",
+            "--realm=vcall.test", "--log-file=stdout", "--simple-log", f"--pidfile={work / 'turn.pid'}"])
+        started.append(turn)
+        server = NamespacedProcess(t, "turn-vcall-server", [str(server_binary()), "--host", "0.0.0.0", "--port", "18300",
+                                                            "--data-dir", str(work / "data")])
+        started.append(server)
+        server.wait_for("Server started", 30)
+        record = work / "rec"
+        recorder = NamespacedProcess(b, "turn-recorder", [
+            str(gateway_binary()), "--room=turn", "--name", "recorder", "--server", "ws://10.77.2.1:18300/ws",
+            "--turn", f"{TURN_USER}:{TURN_PASSWORD}@turn:10.77.2.1:3478", "--record", str(record),
+            "--video", "none", "--audio", "none"])
+        started.append(recorder)
+        sender = NamespacedProcess(a, "turn-sender", [
+            str(gateway_binary()), "--room=turn", "--name", "sender", "--server", "ws://10.77.1.1:18300/ws",
+            "--turn", f"{TURN_USER}:{TURN_PASSWORD}@turn:10.77.1.1:3478", "--size", "640x360"])
+        started.append(sender)
+        recorder.wait_for("first frames of sender written", 60)
+        time.sleep(4)
+        sender.stop()
+        recorder.wait_for("finalized ", 20)
+        [path] = recordings(record)
+        packets = video_packets(path)
+        assert len(packets) > 60 and packets[0][1], f"{len(packets)} frames"
+        # Only coturn joins A and B, so the call went through it; its log shows the relay allocations
+        # and the channels bound for the media.
+        turn.stop()
+        log = turn.text().lower()
+        assert log.count("allocate processed, success") >= 2 and "channel_bind processed, success" in log, log[-3000:]
+    finally:
+        for process in reversed(started):
+            process.stop()
+        shutil.rmtree(work, ignore_errors=True)
