@@ -108,7 +108,7 @@ let package = Package(
         .executableTarget(
             name: "vcall-bench",
             dependencies: [
-                "WebRTC", "GStreamer",
+                "WebRTC", "GStreamer", "Gateway",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]

@@ -8,7 +8,7 @@
    the longest gap between consecutive video frames in the recording over the swaps, and the offers
    sent meanwhile (target: one frame, 33 ms, and zero offers).
 
-    swift build -c release --product vcall-gateway
+    swift build -c release --product vcall-gateway --product vcall-server
     scripts/netns-run .venv/bin/python bench/gateway_media.py
 
 Prints a table and writes bench/results/gateway_media.json.
@@ -44,11 +44,16 @@ def offers_sent(gateway: Process) -> int:
 
 def fan_out(binary: Path, receivers: int, seconds: float, work: Path) -> dict:
     port = free_port()
-    sender = Process(binary, f"fanout-sender-{receivers}", ["--room", "fanout", "--name", "sender", "--port", str(port),
-                                                             "--data-dir", str(work / f"data-fanout-{receivers}")], work)
+    # A server of its own (rooms of 8 by default; and its work is not the sender's).
+    server = Process(binary.parent / "vcall-server", f"fanout-server-{receivers}", [
+        "--host", "127.0.0.1", "--port", str(port), "--data-dir", str(work / f"data-fanout-{receivers}"),
+        "--room-capacity", str(receivers + 1)], work)
+    server.wait_for(r"Server started", 30)
+    sender = Process(binary, f"fanout-sender-{receivers}", ["--room", "fanout", "--name", "sender", "--server",
+                                                             f"ws://127.0.0.1:{port}/ws"], work)
     others: list[Process] = []
     try:
-        sender.wait_for(r"Server started", 30)
+        sender.wait_for(r"joining room", 30)
         for index in range(receivers):
             others.append(Process(binary, f"fanout-receiver-{receivers}-{index}",
                                   ["--room", "fanout", "--name", f"receiver{index}", "--server", f"ws://127.0.0.1:{port}/ws",
@@ -65,6 +70,7 @@ def fan_out(binary: Path, receivers: int, seconds: float, work: Path) -> dict:
         for other in others:
             other.stop()
         sender.stop()
+        server.stop()
 
 
 def swaps(binary: Path, count: int, work: Path) -> dict:
@@ -108,7 +114,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--swaps", type=int, default=20)
-    parser.add_argument("--bin", type=Path, default=REPO / ".build" / "release" / "vcall-gateway")
+    parser.add_argument("--bin", type=Path, default=REPO / ".build" / "release" / "vcall-gateway",
+                        help="vcall-gateway; vcall-server is taken from the same folder")
     options = parser.parse_args()
     if not options.bin.exists():
         raise SystemExit(f"{options.bin} not found: swift build -c release --product vcall-gateway")

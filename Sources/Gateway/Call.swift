@@ -2,6 +2,7 @@ import Foundation
 import GStreamer
 import Logging
 import SignalingProtocol
+import Synchronization
 import WebRTC
 
 /// An encoded stream the gateway sends to every participant: a tee after the encoder.
@@ -27,6 +28,10 @@ public struct CallConfiguration: Sendable {
     /// The receive jitter buffer.
     public var latencyMilliseconds = 200
     public var reconnectBackoff = SignalingClient.Backoff()
+    /// Which members to connect with, by display name (nil: everyone). For programs that share a room
+    /// with members they must not call, such as a benchmark's many senders that should reach only the
+    /// recorder; both sides must leave each other out, as neither then offers.
+    public var connectsTo: (@Sendable (_ name: String) -> Bool)?
 
     public init(room: String, serverURL: URL, name: String? = nil, token: String? = nil) {
         self.room = room
@@ -86,7 +91,9 @@ public actor Call {
     private var stopped = false
     /// Offers sent in this call (a track swap must not add any).
     public private(set) var offersSent = 0
-    private var peerSerial = 0
+    /// Numbers the peers of every Call in the process: their elements' names must differ within a pipeline,
+    /// and several Calls may share one (a benchmark's many senders).
+    private static let peerSerial = Atomic<Int>(0)
 
     public init(configuration: CallConfiguration, pipeline: Pipeline, tracks: [OutgoingTrack],
                 logger: Logger = Logger(label: "vcall.gateway")) {
@@ -174,7 +181,7 @@ public actor Call {
             }
             for peer in peers { participants[peer.id]?.awaitingRejoin = false }
             // The newcomer offers to everyone already there.
-            for peer in peers where peer.id != me.id && participants[peer.id] == nil {
+            for peer in peers where peer.id != me.id && participants[peer.id] == nil && connects(to: peer.name) {
                 guard let participant = await addParticipant(id: peer.id, name: peer.name) else { continue }
                 await sendOffer(to: participant)
             }
@@ -184,7 +191,7 @@ public actor Call {
                 known.awaitingRejoin = false
                 return
             }
-            guard from != selfID,
+            guard from != selfID, connects(to: name),
                   let participant = await addParticipant(id: from, name: name) else { return }
             let timeout = configuration.firstOfferTimeout
             participant.firstOfferTask = Task { [weak self] in
@@ -221,12 +228,14 @@ public actor Call {
 
     // MARK: Participants
 
+    private func connects(to name: String) -> Bool { configuration.connectsTo?(name) ?? true }
+
     /// A participant with a new peer that sends every outgoing track, registered and watched.
     private func makeParticipant(id: String, name: String, selfID: String) async throws -> Participant {
-        peerSerial += 1
+        let serial = Self.peerSerial.add(1, ordering: .relaxed).newValue
         let webrtc = WebRTCConfiguration(iceServers: serverICEServers + configuration.iceServers,
                                          latencyMilliseconds: configuration.latencyMilliseconds,
-                                         name: "peer\(peerSerial)")
+                                         name: "peer\(serial)")
         var peerLogger = logger
         peerLogger[metadataKey: "participant"] = "\(id)"
         let peer = try WebRTCPeer(configuration: webrtc, pipeline: pipeline, logger: peerLogger)

@@ -9,8 +9,17 @@ struct VCallBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "vcall-bench",
         abstract: "vcall's benchmarks and resource checks: each prints its figures and can write JSON.",
-        subcommands: [PipelineChurn.self, CallSetup.self]
+        subcommands: [PipelineChurn.self, CallSetup.self, Senders.self]
     )
+}
+
+/// Benchmarks print their own figures; only warnings and errors of the code under test go to stderr.
+func bootstrapWarningsOnlyLogging() {
+    LoggingSystem.bootstrap { label in
+        var handler = StreamLogHandler.standardError(label: label)
+        handler.logLevel = .warning
+        return handler
+    }
 }
 
 /// Writes a result as JSON to a file or stdout.
@@ -128,11 +137,7 @@ struct CallSetup: AsyncParsableCommand {
     }
 
     func run() async throws {
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = .warning
-            return handler
-        }
+        bootstrapWarningsOnlyLogging()
         try GStreamer.initialize()
         var connected: [Double] = [], firstFrame: [Double] = []
         for index in 0..<calls {
