@@ -8,7 +8,7 @@
    the longest gap between consecutive video frames in the recording over the swaps, and the offers
    sent meanwhile (target: one frame, 33 ms, and zero offers).
 
-    swift build -c release --product vcall-gateway --product vcall-server
+    swift build -c release
     scripts/netns-run .venv/bin/python bench/gateway_media.py
 
 Prints a table and writes bench/results/gateway_media.json.

@@ -6,7 +6,7 @@ separate vcall-server. Per N: the recorder's CPU per recorded participant (cpu-s
 media-second), RSS per participant over its idle RSS, and frames in the files against frames sent.
 Stops after the first N that loses frames; reports the largest N with none lost.
 
-    swift build -c release --product vcall-gateway --product vcall-server --product vcall-bench
+    swift build -c release
     scripts/netns-run .venv/bin/python bench/recording_capacity.py --counts 1,5,10,20,40 --seconds 30
 
 Prints a table, writes bench/results/recording_capacity.json and, with matplotlib, a PNG of CPU and

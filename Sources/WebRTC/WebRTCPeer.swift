@@ -185,7 +185,9 @@ public actor WebRTCPeer {
     public func addReceiveOnly(_ codec: Codec) throws {
         guard !isClosed else { throw WebRTCError.closed }
         let caps = try Caps(codec.rtpCaps(payloadType: codec.defaultPayloadType))
-        _ = try webrtc.emit("add-transceiver", .string("recvonly"), .caps(caps))
+        let transceiver = try webrtc.emit("add-transceiver", .string("recvonly"), .caps(caps))?.objectValue
+        // Ask for retransmissions of lost video packets (NACK), as the send side's transceivers do.
+        if codec.kind == .video { try transceiver?.set("do-nack", true) }
     }
 
     /// Links every track not yet linked, choosing payload types from `offer` when answering.

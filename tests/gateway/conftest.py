@@ -57,3 +57,7 @@ def time_limit(request):
     finally:
         signal.alarm(0)
         signal.signal(signal.SIGALRM, previous)
+
+
+def pytest_configure(config) -> None:
+    config.addinivalue_line("markers", "faults: slow fault tests, run by scripts/faults rather than scripts/test")

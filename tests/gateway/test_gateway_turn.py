@@ -92,6 +92,60 @@ class NamespacedProcess:
         self.log.close()
 
 
+class RelayedCall:
+    """coturn and vcall-server in namespace T, a recording gateway and a sending gateway in theirs; each
+    gateway reaches the server and TURN at the addresses given. `stop()` ends everything started."""
+
+    def __init__(self, label: str, work: Path, t: str, turn_listen: list[str], recorder_ns: str, recorder_via: str,
+                 recorder_turn: str, sender_ns: str, sender_via: str, sender_turn: str,
+                 recorder_args: tuple[str, ...] = (), before_gateways=None) -> None:
+        self.started: list[NamespacedProcess] = []
+        self.record = work / "rec"
+        try:
+            self.begin(label, work, t, turn_listen, recorder_ns, recorder_via, recorder_turn, sender_ns, sender_via,
+                       sender_turn, recorder_args, before_gateways)
+        except BaseException:
+            self.stop()
+            raise
+
+    def begin(self, label, work, t, turn_listen, recorder_ns, recorder_via, recorder_turn, sender_ns, sender_via,
+              sender_turn, recorder_args, before_gateways) -> None:
+        self.turn = self.start(t, f"{label}-turnserver", [
+            "turnserver", "-n", "-v", "--no-cli", "--no-tls", "--no-dtls", "--listening-port=3478",
+            *(f"--listening-ip={ip}" for ip in turn_listen), "--relay-ip=10.77.1.1",
+            "--min-port=49200", "--max-port=49400", "--lt-cred-mech", f"--user={TURN_USER}:{TURN_PASSWORD}",
+            "--realm=vcall.test", "--log-file=stdout", "--simple-log", f"--pidfile={work / 'turn.pid'}"])
+        self.start(t, f"{label}-vcall-server", [str(server_binary()), "--host", "0.0.0.0", "--port", "18300",
+                                               "--data-dir", str(work / "data")]).wait_for("Server started", 30)
+        if before_gateways:
+            before_gateways(self)
+        self.recorder = self.start(recorder_ns, f"{label}-recorder", [
+            str(gateway_binary()), f"--room={label}", "--name", "recorder", "--server", f"ws://{recorder_via}:18300/ws",
+            "--turn", f"{TURN_USER}:{TURN_PASSWORD}@turn:{recorder_turn}", "--record", str(self.record),
+            "--video", "none", "--audio", "none", *recorder_args])
+        self.sender = self.start(sender_ns, f"{label}-sender", [
+            str(gateway_binary()), f"--room={label}", "--name", "sender", "--server", f"ws://{sender_via}:18300/ws",
+            "--turn", f"{TURN_USER}:{TURN_PASSWORD}@turn:{sender_turn}", "--size", "640x360"])
+
+    def start(self, ns: str, label: str, command: list[str]) -> NamespacedProcess:
+        process = NamespacedProcess(ns, label, command)
+        self.started.append(process)
+        return process
+
+    def record_for(self, seconds: float) -> Path:
+        """Waits for the recording to start, lets it run, ends the call and returns the finalized file."""
+        self.recorder.wait_for("first frames of sender written", 90)
+        time.sleep(seconds)
+        self.sender.stop()
+        self.recorder.wait_for("finalized ", 30)
+        [path] = recordings(self.record)
+        return path
+
+    def stop(self) -> None:
+        for process in reversed(self.started):
+            process.stop()
+
+
 def test_gateways_without_a_direct_path_connect_through_turn_and_record(namespaces):
     a, b, t = namespaces
     # The direct path really is closed: from A, B's address does not answer at all (T drops the packets;
@@ -100,41 +154,18 @@ def test_gateways_without_a_direct_path_connect_through_turn_and_record(namespac
     reach = subprocess.run(["ip", "netns", "exec", a, "python3", "-c", probe], capture_output=True, text=True, timeout=10)
     assert reach.stdout.strip() == "unreachable", reach.stdout + reach.stderr
     work = Path(tempfile.mkdtemp(prefix="vcall-turn-"))
-    started: list[NamespacedProcess] = []
+    call = None
     try:
-        turn = NamespacedProcess(t, "turnserver", [
-            "turnserver", "-n", "-v", "--no-cli", "--no-tls", "--no-dtls", "--listening-port=3478",
-            "--listening-ip=10.77.1.1", "--listening-ip=10.77.2.1", "--relay-ip=10.77.1.1",
-            "--min-port=49200", "--max-port=49400", "--lt-cred-mech", f"--user={TURN_USER}:{TURN_PASSWORD}",
-            "--realm=vcall.test", "--log-file=stdout", "--simple-log", f"--pidfile={work / 'turn.pid'}"])
-        started.append(turn)
-        server = NamespacedProcess(t, "turn-vcall-server", [str(server_binary()), "--host", "0.0.0.0", "--port", "18300",
-                                                            "--data-dir", str(work / "data")])
-        started.append(server)
-        server.wait_for("Server started", 30)
-        record = work / "rec"
-        recorder = NamespacedProcess(b, "turn-recorder", [
-            str(gateway_binary()), "--room=turn", "--name", "recorder", "--server", "ws://10.77.2.1:18300/ws",
-            "--turn", f"{TURN_USER}:{TURN_PASSWORD}@turn:10.77.2.1:3478", "--record", str(record),
-            "--video", "none", "--audio", "none"])
-        started.append(recorder)
-        sender = NamespacedProcess(a, "turn-sender", [
-            str(gateway_binary()), "--room=turn", "--name", "sender", "--server", "ws://10.77.1.1:18300/ws",
-            "--turn", f"{TURN_USER}:{TURN_PASSWORD}@turn:10.77.1.1:3478", "--size", "640x360"])
-        started.append(sender)
-        recorder.wait_for("first frames of sender written", 60)
-        time.sleep(4)
-        sender.stop()
-        recorder.wait_for("finalized ", 20)
-        [path] = recordings(record)
-        packets = video_packets(path)
+        call = RelayedCall("turn", work, t, ["10.77.1.1", "10.77.2.1"], b, "10.77.2.1", "10.77.2.1:3478",
+                           a, "10.77.1.1", "10.77.1.1:3478")
+        packets = video_packets(call.record_for(4))
         assert len(packets) > 60 and packets[0][1], f"{len(packets)} frames"
         # Only coturn joins A and B, so the call went through it; its log shows the relay allocations
         # and the channels bound for the media.
-        turn.stop()
-        log = turn.text().lower()
+        call.turn.stop()
+        log = call.turn.text().lower()
         assert log.count("allocate processed, success") >= 2 and "channel_bind processed, success" in log, log[-3000:]
     finally:
-        for process in reversed(started):
-            process.stop()
+        if call:
+            call.stop()
         shutil.rmtree(work, ignore_errors=True)
