@@ -15,16 +15,14 @@ import json
 import os
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
 
 from gateway_harness import decodes_cleanly, video_packets
-from test_gateway_turn import NamespacedProcess, RelayedCall, sh
+from test_gateway_turn import NamespacedProcess, RelayedCall, network_namespaces
 
 pytestmark = pytest.mark.faults
 LATENCY: list[str] = []  # the recorder's --latency; 400 recovered no more than the default 200 here
@@ -33,31 +31,10 @@ RELAY = Path(__file__).resolve().parent / "impairment_relay.py"
 
 @pytest.fixture
 def chain():
-    if os.geteuid() != 0 or not shutil.which("ip") or not shutil.which("turnserver"):
-        pytest.fail("the impairment test needs root inside scripts/netns-run, iproute2 and coturn", pytrace=False)
-    suffix = str(os.getpid())
-    a, t, r, b = (f"vc{x}{suffix}" for x in "ATRB")
-    for ns in (a, t, r, b):
-        sh("ip", "netns", "add", ns)
-    try:
-        for left, right, net, name in ((a, t, "10.77.1", "x"), (r, t, "10.77.3", "y"), (b, r, "10.77.2", "z")):
-            # left gets .2, right gets .1; left's default route goes through right.
-            sh("ip", "link", "add", f"{name}l{suffix}", "type", "veth", "peer", "name", f"{name}r{suffix}")
-            sh("ip", "link", "set", f"{name}l{suffix}", "netns", left)
-            sh("ip", "link", "set", f"{name}r{suffix}", "netns", right)
-            sh("ip", "-n", left, "addr", "add", f"{net}.2/24", "dev", f"{name}l{suffix}")
-            sh("ip", "-n", right, "addr", "add", f"{net}.1/24", "dev", f"{name}r{suffix}")
-            sh("ip", "-n", left, "link", "set", f"{name}l{suffix}", "up")
-            sh("ip", "-n", right, "link", "set", f"{name}r{suffix}", "up")
-        for ns in (a, t, r, b):
-            sh("ip", "-n", ns, "link", "set", "lo", "up")
-            sh("ip", "netns", "exec", ns, "sysctl", "-q", "-w", "net.ipv4.ip_forward=0")
-        sh("ip", "-n", a, "route", "add", "default", "via", "10.77.1.1")
-        sh("ip", "-n", b, "route", "add", "default", "via", "10.77.2.1")
+    a, t, r, b = (f"vc{x}{os.getpid()}" for x in "ATRB")
+    with network_namespaces([a, t, r, b], [(a, t, "10.77.1"), (r, t, "10.77.3"), (b, r, "10.77.2")],
+                            {a: "10.77.1.1", b: "10.77.2.1"}):
         yield a, t, r, b
-    finally:
-        for ns in (a, t, r, b):
-            subprocess.run(["ip", "netns", "delete", ns], capture_output=True)
 
 
 def test_a_minute_at_5_percent_loss_and_30_to_100_ms_jitter_records_only_decodable_frames(chain):

@@ -12,6 +12,7 @@ is through coturn's relay addresses, which are T's own.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -31,32 +32,40 @@ def sh(*command: str) -> None:
     subprocess.run(command, check=True, capture_output=True, timeout=30)
 
 
-@pytest.fixture
-def namespaces():
+@contextlib.contextmanager
+def network_namespaces(names: list[str], links: list[tuple[str, str, str]], routes: dict[str, str]):
+    """Makes namespaces `names` (lo up, no forwarding) joined by veth pairs: each link (left, right, net)
+    gives left NET.2/24 and right NET.1/24; `routes` maps a namespace to its default gateway. Deletes
+    them all on exit."""
     if os.geteuid() != 0 or not shutil.which("ip") or not shutil.which("turnserver"):
-        pytest.fail("the TURN test needs root inside scripts/netns-run, iproute2 and coturn (scripts/setup installs them)",
+        pytest.fail("this test needs root inside scripts/netns-run, iproute2 and coturn (scripts/setup installs them)",
                     pytrace=False)
-    suffix = str(os.getpid())
-    a, b, t = f"vcA{suffix}", f"vcB{suffix}", f"vcT{suffix}"
-    for ns in (a, b, t):
+    for ns in names:
         sh("ip", "netns", "add", ns)
     try:
-        for peer_ns, leg, net in ((a, "a", "10.77.1"), (b, "b", "10.77.2")):
-            sh("ip", "link", "add", f"p{leg}{suffix}", "type", "veth", "peer", "name", f"t{leg}{suffix}")
-            sh("ip", "link", "set", f"p{leg}{suffix}", "netns", peer_ns)
-            sh("ip", "link", "set", f"t{leg}{suffix}", "netns", t)
-            sh("ip", "-n", peer_ns, "addr", "add", f"{net}.2/24", "dev", f"p{leg}{suffix}")
-            sh("ip", "-n", t, "addr", "add", f"{net}.1/24", "dev", f"t{leg}{suffix}")
-            sh("ip", "-n", peer_ns, "link", "set", f"p{leg}{suffix}", "up")
-            sh("ip", "-n", t, "link", "set", f"t{leg}{suffix}", "up")
-            sh("ip", "-n", peer_ns, "link", "set", "lo", "up")
-            sh("ip", "-n", peer_ns, "route", "add", "default", "via", f"{net}.1")
-        sh("ip", "-n", t, "link", "set", "lo", "up")
-        sh("ip", "netns", "exec", t, "sysctl", "-q", "-w", "net.ipv4.ip_forward=0")
-        yield a, b, t
+        for index, (left, right, net) in enumerate(links):
+            left_dev, right_dev = f"l{index}{os.getpid()}", f"r{index}{os.getpid()}"
+            sh("ip", "link", "add", left_dev, "type", "veth", "peer", "name", right_dev)
+            for ns, dev, host in ((left, left_dev, 2), (right, right_dev, 1)):
+                sh("ip", "link", "set", dev, "netns", ns)
+                sh("ip", "-n", ns, "addr", "add", f"{net}.{host}/24", "dev", dev)
+                sh("ip", "-n", ns, "link", "set", dev, "up")
+        for ns in names:
+            sh("ip", "-n", ns, "link", "set", "lo", "up")
+            sh("ip", "netns", "exec", ns, "sysctl", "-q", "-w", "net.ipv4.ip_forward=0")
+        for ns, gateway in routes.items():
+            sh("ip", "-n", ns, "route", "add", "default", "via", gateway)
+        yield
     finally:
-        for ns in (a, b, t):
+        for ns in names:
             subprocess.run(["ip", "netns", "delete", ns], capture_output=True)
+
+
+@pytest.fixture
+def namespaces():
+    a, b, t = (f"vc{x}{os.getpid()}" for x in "ABT")
+    with network_namespaces([a, b, t], [(a, t, "10.77.1"), (b, t, "10.77.2")], {a: "10.77.1.1", b: "10.77.2.1"}):
+        yield a, b, t
 
 
 class NamespacedProcess:
