@@ -4,6 +4,7 @@ browsers play the gateway's video, the gateway records each browser to its own W
 from __future__ import annotations
 
 import json
+import re
 import tempfile
 import time
 from pathlib import Path
@@ -60,8 +61,10 @@ def test_browser_plays_the_gateways_video_and_the_gateway_records_the_browser(ca
     assert_video_playing(alice, peer_id_by_name(alice, "bot"))
     status = gateway.status()
     assert "alice" in status and "connected" in status, status
-    # The browser joined second, so it offered; the gateway answered and sent no offer of its own.
-    assert "offers sent 0" in status, status
+    # The browser joined second, so it offers and the gateway answers; a browser slower than the gateway's
+    # 5 s wait (a cold Chromium on a loaded machine) gets the gateway's offer instead, as in the web app.
+    # Either way the gateway offers at most once.
+    assert int(re.search(r"offers sent (\d+)", status).group(1)) <= 1, status
     assert ".webm  recording" in status, status
     time.sleep(4)
 
