@@ -236,6 +236,7 @@ public actor WebRTCPeer {
         shared.setLocalMids(SDPSummary(description.sdp).mids)
         _ = try await request("set-local-description", .boxed(boxed))
         logger.debug("local \(description.type.rawValue) applied")
+        logger.trace("local \(description.type.rawValue):\n\(description.sdp)")
     }
 
     /// Applies the remote peer's description; candidates that arrived before it are applied after it.
