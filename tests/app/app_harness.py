@@ -17,6 +17,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -71,6 +72,42 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+
+def enforce_time_limit(request):
+    """The body of each suite's autouse `time_limit` fixture: fails a test that runs longer than
+    TEST_TIMEOUT seconds (the fixtures still clean up). A generator: `yield from` it."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def expire(signum, frame):
+        raise TimeoutError(f"{request.node.name} took longer than {TEST_TIMEOUT}s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.alarm(TEST_TIMEOUT)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def wait_for_health(url: str, process: subprocess.Popen, what: str, log_text, timeout: float = 30.0) -> None:
+    """Waits until `url`/healthz answers 200; raises RuntimeError with the process's log if it exits or
+    does not answer within `timeout`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{what} exited with {process.returncode}:\n{log_text()}")
+        try:
+            with urllib.request.urlopen(url + "/healthz", timeout=1) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"{what} did not answer /healthz within {timeout}s:\n{log_text()}")
+
 class Server:
     """One vcall-server process on a free port with its own data dir.
 
@@ -113,19 +150,12 @@ class Server:
             self.process.wait(timeout=10)
 
     def wait_healthy(self, timeout: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"vcall-server exited with {self.process.returncode}:\n{self.log_text()}")
-            try:
-                with urllib.request.urlopen(self.url + "/healthz", timeout=1) as r:
-                    if r.status == 200:
-                        return
-            except OSError:
-                pass
-            time.sleep(0.1)
-        self.stop()
-        raise RuntimeError(f"vcall-server did not answer /healthz within {timeout}s:\n{self.log_text()}")
+        try:
+            wait_for_health(self.url, self.process, "vcall-server", self.log_text, timeout)
+        except RuntimeError:
+            if self.process.poll() is None:
+                self.stop()
+            raise
 
     def log_text(self) -> str:
         try:

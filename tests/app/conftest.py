@@ -10,14 +10,12 @@ Screenshots go to <repo>/test-output/screenshots/ (git-ignored).
 from __future__ import annotations
 
 import os
-import signal
-import threading
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, sync_playwright
 
-from app_harness import CHROMIUM, CHROMIUM_ARGS, SCREENSHOTS, TEST_TIMEOUT, Server, Users
+from app_harness import CHROMIUM, CHROMIUM_ARGS, SCREENSHOTS, Server, Users, enforce_time_limit
 
 
 @pytest.fixture(scope="session")
@@ -73,20 +71,7 @@ def pytest_runtest_makereport(item, call):
 @pytest.fixture(autouse=True)
 def time_limit(request):
     """Fail a test that runs longer than TEST_TIMEOUT seconds (the fixtures still clean up)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def expire(signum, frame):
-        raise TimeoutError(f"{request.node.name} took longer than {TEST_TIMEOUT}s")
-
-    previous = signal.signal(signal.SIGALRM, expire)
-    signal.alarm(TEST_TIMEOUT)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, previous)
+    yield from enforce_time_limit(request)
 
 
 @pytest.fixture(scope="session")

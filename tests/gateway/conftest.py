@@ -9,9 +9,7 @@ Run inside the test network namespace (libnice skips loopback):
 from __future__ import annotations
 
 import os
-import signal
 import sys
-import threading
 from pathlib import Path
 
 import pytest
@@ -20,7 +18,7 @@ from playwright.sync_api import Browser, sync_playwright
 # The web app tests' browser harness (Chromium flags, one context per user).
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "app"))
 
-from app_harness import CHROMIUM, CHROMIUM_ARGS, TEST_TIMEOUT  # noqa: E402
+from app_harness import CHROMIUM, CHROMIUM_ARGS, enforce_time_limit  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -42,21 +40,8 @@ def browser() -> Browser:
 
 @pytest.fixture(autouse=True)
 def time_limit(request):
-    """Fail a test that runs longer than TEST_TIMEOUT seconds (fixtures still clean up)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def expire(signum, frame):
-        raise TimeoutError(f"{request.node.name} took longer than {TEST_TIMEOUT}s")
-
-    previous = signal.signal(signal.SIGALRM, expire)
-    signal.alarm(TEST_TIMEOUT)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, previous)
+    """Fail a test that runs longer than TEST_TIMEOUT seconds (the fixtures still clean up)."""
+    yield from enforce_time_limit(request)
 
 
 def pytest_configure(config) -> None:

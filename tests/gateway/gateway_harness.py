@@ -13,12 +13,17 @@ import re
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
+
+# The browser tests' harness, beside this one (also when a benchmark imports this file).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "app"))
+
+from app_harness import wait_for_health  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 LOGS = REPO / "test-output" / "gateway"
@@ -57,18 +62,8 @@ class Gateway:
             self.wait_healthy()
 
     def wait_healthy(self, timeout: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"vcall-gateway exited with {self.process.returncode}:\n{self.log_text()}")
-            try:
-                with urllib.request.urlopen(self.url + "/healthz", timeout=1) as r:
-                    if r.status == 200:
-                        return
-            except OSError:
-                pass
-            time.sleep(0.1)
-        raise RuntimeError(f"the gateway's server did not answer within {timeout}s:\n{self.log_text()}")
+        wait_for_health(self.url, self.process, f"vcall-gateway {self.label} (its in-process server)",
+                        self.log_text, timeout)
 
     def command(self, line: str) -> None:
         assert self.process.stdin is not None
