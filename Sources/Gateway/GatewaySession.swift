@@ -237,15 +237,8 @@ public actor GatewaySession {
         stopped = true
         recording = false
         // Every file is finalized in parallel, so quitting takes one finalize timeout at most.
-        let stopping = recorders.values
-        recorders.removeAll()
-        let reports = await withTaskGroup(of: RecordingReport.self) { group in
-            for recorder in stopping { group.addTask { await recorder.stop() } }
-            return await group.reduce(into: [RecordingReport]()) { $0.append($1) }
-        }
-        finished += reports
-        for report in reports {
-            logger.info("finalized \(report.file): \(String(format: "%.1f", report.duration)) s\(report.finalizedCleanly ? "" : "; not finalized: run vcall-gateway repair on it")")
+        await withTaskGroup(of: Void.self) { group in
+            for participant in recorders.keys { group.addTask { await self.stopRecording(participant) } }
         }
         await call.leave()
         for tap in taps.values { tap.remove() }
