@@ -30,8 +30,19 @@ public final class Promise: @unchecked Sendable {
 
     /// Waits for the reply. Throws if the promise is interrupted or expires, or if the reply carries
     /// an `error` field (as webrtcbin's do on failure), with that error's message.
-    public func reply() async throws(GStreamerError) -> Structure? {
+    ///
+    /// With a `timeout`, an unanswered promise is interrupted when it passes: an element whose worker
+    /// is stuck (webrtcbin queues every request on one thread) must not hang its caller for good.
+    public func reply(timeout: Duration? = nil) async throws(GStreamerError) -> Structure? {
         guard let state else { throw .promise("this promise was not made by Swift; its reply cannot be awaited") }
+        let timer = timeout.map { timeout in
+            Task { [self] in
+                try await Task.sleep(for: timeout)
+                state.noteTimeout(timeout)
+                interrupt()
+            }
+        }
+        defer { timer?.cancel() }
         let result: Result<Structure?, GStreamerError> = await withCheckedContinuation { continuation in
             state.await(continuation)
         }
@@ -51,8 +62,13 @@ private final class PromiseState: Sendable {
     private struct Inner {
         var result: Result<Structure?, GStreamerError>?
         var waiter: CheckedContinuation<Result<Structure?, GStreamerError>, Never>?
+        var timedOut: Duration?
     }
     private let inner = Mutex(Inner())
+
+    /// Set before a timed-out promise is interrupted, so that its error says why.
+    func noteTimeout(_ timeout: Duration) { inner.withLock { $0.timedOut = timeout } }
+    var timedOut: Duration? { inner.withLock { $0.timedOut } }
 
     func await(_ continuation: CheckedContinuation<Result<Structure?, GStreamerError>, Never>) {
         let ready = inner.withLock { inner -> Result<Structure?, GStreamerError>? in
@@ -87,7 +103,9 @@ private let promiseChanged: GstPromiseChangeFunc = { promise, data in
         } else {
             state.complete(.success(reply))
         }
-    case GST_PROMISE_RESULT_INTERRUPTED: state.complete(.failure(.promise("the promise was interrupted")))
+    case GST_PROMISE_RESULT_INTERRUPTED:
+        let reason = state.timedOut.map { "no reply within \($0)" } ?? "the promise was interrupted"
+        state.complete(.failure(.promise(reason)))
     case GST_PROMISE_RESULT_EXPIRED: state.complete(.failure(.promise("the promise expired")))
     default: break
     }

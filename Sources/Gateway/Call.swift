@@ -321,7 +321,7 @@ public actor Call {
         participant.firstOfferTask?.cancel()
         participant.eventsTask?.cancel()
         // What this connection carried, for the log (and for tests that compare it with a recording).
-        if let stats = try? await participant.peer.stats(), stats.framesSent + stats.framesReceived > 0 {
+        if let stats = try? await participant.peer.stats(timeout: .seconds(2)), stats.framesSent + stats.framesReceived > 0 {
             logger.info("media with \(participant.name): sent \(stats.videoFramesSent) video frames, \(stats.framesSent - stats.videoFramesSent) audio frames; received \(stats.videoFramesReceived) video frames, \(stats.framesReceived - stats.videoFramesReceived) audio frames; \(stats.packetsLost) packets lost")
         }
         await participant.peer.close()

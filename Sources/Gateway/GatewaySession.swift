@@ -196,6 +196,7 @@ public actor GatewaySession {
     private func stopRecording(_ participant: String) async {
         guard let recorder = recorders.removeValue(forKey: participant) else { return }
         let report = await recorder.stop()
+        guard report.videoFrames + report.audioPackets > 0 else { return } // the recorder removed the empty file and said so
         finished.append(report)
         logger.info("finalized \(report.file): \(String(format: "%.1f", report.duration)) s, \(report.videoFrames) video frames (\(report.keyframes) keyframes), \(report.audioPackets) audio packets\(report.finalizedCleanly ? "" : "; not finalized: run vcall-gateway repair on it")")
     }
@@ -237,14 +238,19 @@ public actor GatewaySession {
         stopped = true
         recording = false
         // Every file is finalized in parallel, so quitting takes one finalize timeout at most.
+        let clock = ContinuousClock()
+        let started = clock.now
         await withTaskGroup(of: Void.self) { group in
             for participant in recorders.keys { group.addTask { await self.stopRecording(participant) } }
         }
+        logger.debug("leaving: recordings finished after \(clock.now - started)")
         await call.leave()
+        logger.debug("leaving: peers closed after \(clock.now - started)")
         for tap in taps.values { tap.remove() }
         taps.removeAll()
         busWatch?.cancel()
         _ = try? pipeline.setState(.null)
+        logger.debug("leaving: pipeline stopped after \(clock.now - started)")
     }
 
 

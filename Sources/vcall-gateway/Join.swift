@@ -119,15 +119,10 @@ struct Join: AsyncParsableCommand {
 
         await quit.wait()
         console.line("leaving: finalizing recordings (at most \(Int(finalizeTimeout)) s)…")
-        let stopping = Task { await session.stop() }
-        let finished = await withTaskGroup(of: Bool.self) { group in
-            group.addTask { await stopping.value; return true }
-            group.addTask { try? await Task.sleep(for: .seconds(finalizeTimeout)); return false }
-            let first = await group.next() ?? false
-            group.cancelAll()
-            return first
-        }
-        if !finished { console.line("recordings did not finalize within \(Int(finalizeTimeout)) s: run vcall-gateway repair FILE on them") }
+        // Whatever hangs, the process ends: the finalize wait, the server's 2 s, and a margin.
+        ExitDeadline.start(.seconds(finalizeTimeout + 10))
+        let finished = await finishes(within: .seconds(finalizeTimeout)) { await session.stop() }
+        if !finished { console.line("leaving did not finish within \(Int(finalizeTimeout)) s: run vcall-gateway repair FILE on unfinished recordings") }
         display.cancel()
         commands.cancel()
         console.finish()
@@ -147,12 +142,9 @@ struct Join: AsyncParsableCommand {
         func stop() async {
             await group.triggerGracefulShutdown()
             let task = self.task
-            let deadline = Task {
-                try await Task.sleep(for: .seconds(2))
-                task.cancel()
-            }
-            _ = try? await task.value
-            deadline.cancel()
+            if await finishes(within: .seconds(2), { _ = try? await task.value }) { return }
+            task.cancel()
+            _ = await finishes(within: .seconds(1)) { _ = try? await task.value }
         }
     }
 

@@ -90,9 +90,22 @@ class Gateway:
         return log[mark:]
 
     def interrupt(self, timeout: float = 30.0) -> int:
-        """SIGINT, as Ctrl-C: the gateway finalizes its recordings and leaves."""
+        """SIGINT, as Ctrl-C: the gateway finalizes its recordings and leaves. A gateway that does not
+        exit in time gets its threads' stacks written to its log (gdb), so that a hang can be read."""
         self.process.send_signal(signal.SIGINT)
-        return self.process.wait(timeout=timeout)
+        try:
+            return self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.dump_threads()
+            raise
+
+    def dump_threads(self) -> None:
+        if shutil.which("gdb") is None or self.process.poll() is not None:
+            return
+        stacks = subprocess.run(["gdb", "-p", str(self.process.pid), "-batch", "-ex", "thread apply all bt 30"],
+                                capture_output=True, text=True, timeout=120)
+        with open(self.log_path, "a") as log:
+            log.write(f"\n=== {self.label} did not exit: threads ===\n{stacks.stdout}\n")
 
     def kill(self) -> None:
         os.killpg(self.process.pid, signal.SIGKILL)
