@@ -72,11 +72,21 @@ static inline GstClockTime vcall_clock_time_none(void) { return GST_CLOCK_TIME_N
 static inline GstClockTime vcall_second(void) { return GST_SECOND; }
 static inline GstMessageType vcall_message_type(GstMessage *message) { return GST_MESSAGE_TYPE(message); }
 static inline GstObject *vcall_message_source(GstMessage *message) { return GST_MESSAGE_SRC(message); }
+static inline gboolean vcall_is_bin(GstElement *element) { return GST_IS_BIN(element); }
 static inline GstBuffer *vcall_probe_info_buffer(GstPadProbeInfo *info) { return GST_PAD_PROBE_INFO_BUFFER(info); }
 static inline GstEvent *vcall_probe_info_event(GstPadProbeInfo *info) { return GST_PAD_PROBE_INFO_EVENT(info); }
 static inline GstBufferList *vcall_probe_info_buffer_list(GstPadProbeInfo *info) { return GST_PAD_PROBE_INFO_BUFFER_LIST(info); }
 static inline GstPadProbeType vcall_probe_info_type(GstPadProbeInfo *info) { return GST_PAD_PROBE_INFO_TYPE(info); }
 static inline gulong vcall_probe_info_id(GstPadProbeInfo *info) { return GST_PAD_PROBE_INFO_ID(info); }
+/* The probe's buffer made writable (copied if shared) and put back in the probe's data, so that the
+   change travels downstream. NULL if the probe carries no buffer. */
+static inline GstBuffer *vcall_probe_info_writable_buffer(GstPadProbeInfo *info) {
+  GstBuffer *buffer = GST_PAD_PROBE_INFO_BUFFER(info);
+  if (buffer == NULL) return NULL;
+  buffer = gst_buffer_make_writable(buffer);
+  GST_PAD_PROBE_INFO_DATA(info) = buffer;
+  return buffer;
+}
 static inline GstEventType vcall_event_type(GstEvent *event) { return GST_EVENT_TYPE(event); }
 static inline GstClockTime vcall_buffer_pts(GstBuffer *buffer) { return GST_BUFFER_PTS(buffer); }
 static inline GstClockTime vcall_buffer_dts(GstBuffer *buffer) { return GST_BUFFER_DTS(buffer); }

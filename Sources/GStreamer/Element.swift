@@ -30,6 +30,13 @@ public class Element: GLibObject, @unchecked Sendable {
             .map { GLibObject.wrap(adopting: UnsafeMutableRawPointer($0)) as? Element } ?? nil
     }
 
+    /// An element inside this one, when this one is a bin (webrtcbin's `rtpbin`, say), searched recursively.
+    public func child(named name: String) -> Element? {
+        guard vcall_is_bin(element) != 0 else { return nil }
+        return gst_bin_get_by_name(UnsafeMutableRawPointer(element).assumingMemoryBound(to: GstBin.self), name)
+            .map { GLibObject.wrap(adopting: UnsafeMutableRawPointer($0)) as? Element } ?? nil
+    }
+
     // MARK: State
 
     /// Changes state. Throws with GStreamer's own error message if the change fails.

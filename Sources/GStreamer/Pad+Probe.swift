@@ -76,6 +76,18 @@ public struct PadProbeInfo {
         )
     }
 
+    /// Lets `body` change the passing buffer's bytes in place (for buffer probes; a shared buffer is
+    /// copied first). Returns false when there is no buffer or it cannot be mapped for writing.
+    @discardableResult
+    public func withWritableBuffer(_ body: (BufferInfo, UnsafeMutableRawBufferPointer) -> Void) -> Bool {
+        guard type.contains(.buffer), let described = buffer, let writable = vcall_probe_info_writable_buffer(raw) else { return false }
+        var map = GstMapInfo()
+        guard gst_buffer_map(writable, &map, GST_MAP_WRITE) != 0 else { return false }
+        defer { gst_buffer_unmap(writable, &map) }
+        body(described, UnsafeMutableRawBufferPointer(start: map.data, count: Int(map.size)))
+        return true
+    }
+
     /// The number of buffers in a buffer list, for buffer-list probes.
     public var bufferListCount: Int? {
         guard type.contains(.bufferList), let list = vcall_probe_info_buffer_list(raw) else { return nil }

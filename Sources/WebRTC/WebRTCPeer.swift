@@ -87,6 +87,10 @@ public actor WebRTCPeer {
         self.webrtc = webrtc
         try webrtc.set("bundle-policy", "max-bundle")
         try webrtc.set("latency", configuration.latencyMilliseconds)
+        // Sender reports map RTP time to the capture time of the media, not to when it left: video leaves
+        // later than audio (encoding takes longer), and a far side that aligns the two by send time (as
+        // GStreamer receivers, recorders included, do) would play or record the video that much late.
+        if ProcessInfo.processInfo.environment["VCALL_SEND_TIME_SR"] == nil { try webrtc.child(named: "rtpbin")?.set("rtcp-sync-send-time", false) }
         for server in configuration.iceServers {
             for (isTURN, url) in server.webrtcbinURLs {
                 if isTURN {
@@ -305,8 +309,8 @@ public actor WebRTCPeer {
     // MARK: Stats
 
     /// A snapshot of bytes, packets and frames in both directions, losses and round-trip time.
-    public func stats() async throws -> WebRTCStats {
-        let reply = try await request("get-stats", .object(nil))
+    public func stats(timeout: Duration = requestTimeout) async throws -> WebRTCStats {
+        let reply = try await request("get-stats", .object(nil), timeout: timeout)
         return WebRTCStats(reply, counters: shared.counters)
     }
 
@@ -347,11 +351,16 @@ public actor WebRTCPeer {
 
     // MARK: Helpers
 
-    private func request(_ signal: String, _ argument: Value) async throws -> Structure? {
+    /// Far longer than any answer takes (milliseconds; the first offer's certificate under a second).
+    public static let requestTimeout: Duration = .seconds(10)
+
+    /// Asks webrtcbin through a promise. webrtcbin answers from one worker thread; a stuck worker
+    /// fails the request after `requestTimeout` instead of hanging the caller (and a closing call).
+    private func request(_ signal: String, _ argument: Value, timeout: Duration = requestTimeout) async throws -> Structure? {
         let promise = Promise()
         try webrtc.emit(signal, argument, .promise(promise))
         do {
-            return try await promise.reply()
+            return try await promise.reply(timeout: timeout)
         } catch {
             throw WebRTCError.negotiation("\(signal): \(error)")
         }

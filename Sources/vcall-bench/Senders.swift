@@ -10,7 +10,7 @@ import WebRTC
 /// connects only to the member named by --peer. For the recording-capacity benchmark.
 struct Senders: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "N participants sending one shared, encoded-once 720p VP8 (~1.5 Mbit/s) + Opus stream to one peer."
+        abstract: "N participants sending one shared, encoded-once 720p VP8 (~1.5 Mbit/s) + Opus stream to one peer; it flashes and beeps each second."
     )
 
     @Option(help: "vcall-server's WebSocket.") var server: String
@@ -35,15 +35,21 @@ struct Senders: AsyncParsableCommand {
         guard let url = URL(string: server) else { throw ValidationError("--server must be a ws:// URL") }
         let pipeline = try Pipeline(name: "senders")
         // Encoded once for everyone. Moving colour bars keep the encoder near its target bitrate, as a busy camera would.
+        // The audio is silence with a beep each second, at the instant of the video's flash (`SyncMarks`).
         let video = try pipeline.addChain("""
-            videotestsrc is-live=true pattern=smpte horizontal-speed=8 ! video/x-raw,width=1280,height=720,framerate=30/1 \
-            ! vp8enc deadline=1 cpu-used=16 end-usage=cbr target-bitrate=1500000 keyframe-max-dist=90 lag-in-frames=0 \
-              error-resilient=partitions threads=2 ! tee name=senders-video-tee allow-not-linked=true
+            videotestsrc is-live=true pattern=smpte horizontal-speed=8 ! video/x-raw,format=I420,width=1280,height=720,framerate=30/1 \
+            ! vp8enc name=senders-vp8enc deadline=1 cpu-used=16 end-usage=cbr target-bitrate=1500000 keyframe-max-dist=90 \
+              lag-in-frames=0 error-resilient=partitions threads=2 ! tee name=senders-video-tee allow-not-linked=true
             """)
         let audio = try pipeline.addChain("""
-            audiotestsrc is-live=true wave=sine freq=440 ! audioconvert ! audioresample ! audio/x-raw,rate=48000,channels=2 \
-            ! opusenc ! tee name=senders-audio-tee allow-not-linked=true
+            audiotestsrc is-live=true wave=silence ! audio/x-raw,format=S16LE,layout=interleaved,rate=48000,channels=2 \
+            ! opusenc name=senders-opusenc ! tee name=senders-audio-tee allow-not-linked=true
             """)
+        if let videoInput = pipeline.element(named: "senders-vp8enc")?.staticPad("sink"),
+           let audioInput = pipeline.element(named: "senders-opusenc")?.staticPad("sink") {
+            SyncMarks(width: 1280, height: 720, framesPerSecond: 30, sampleRate: 48000, channels: 2)
+                .install(video: videoInput, audio: audioInput)
+        }
         for element in (video + audio).reversed() { try element.syncStateWithParent() }
         try pipeline.setState(.playing)
         let tracks = [OutgoingTrack(codec: .vp8, tee: video.last!), OutgoingTrack(codec: .opus, tee: audio.last!)]

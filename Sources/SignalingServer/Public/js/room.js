@@ -46,6 +46,7 @@ const state = {
   micOn: false,
   cameraOn: false,
   joins: 0,
+  joinedAt: null,
   capacity: null, // the room's capacity, from room-joined
   authProblem: null, // the message of an `unauthorized` error not yet explained to the user
   errors: [],
@@ -60,6 +61,8 @@ window.vcall = {
   get selfId() { return state.selfId; },
   get name() { return state.name; },
   get joins() { return state.joins; },
+  // performance.now() when the server confirmed the last join (for call-setup timing).
+  get joinedAt() { return state.joinedAt; },
   get errors() { return state.errors.slice(); },
   peerIds: () => [...state.peers.keys()],
   peers: () => {
@@ -519,6 +522,7 @@ function connect() {
     const rejoin = state.joins > 0;
     state.joins += 1;
     state.phase = 'joined';
+    state.joinedAt = performance.now();
     setBanner('');
     if (Number.isInteger(msg.capacity)) state.capacity = msg.capacity;
     updateStageLayout();
