@@ -15,15 +15,13 @@ Prints a table and writes bench/results/av_sync.json.
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import shutil
 import tempfile
 from datetime import datetime
 from pathlib import Path
 
 from av_offset import offsets_ms, summary
-from gateway_recording import REPO
+from gateway_recording import REPO, write_results
 from recording_capacity import run
 
 TARGET_MS = 20.0
@@ -31,15 +29,11 @@ TARGET_MS = 20.0
 
 def measure(options, env: dict[str, str], label: str) -> tuple[dict[str, list[float]], dict, list[Path]]:
     work = Path(tempfile.mkdtemp(prefix=f"vcall-avsync-{label}-"))
-    saved = dict(os.environ)
-    os.environ.update(env)
     try:
-        row = run(options.bin_dir, options.participants, options.seconds, work)
+        row = run(options.bin_dir, options.participants, options.seconds, work, env)
         files = sorted((work / f"rec-{options.participants}").glob("*.webm"))
         return {f.name: offsets_ms(f) for f in files}, row, files
     finally:
-        os.environ.clear()
-        os.environ.update(saved)
         if options.keep:
             print(f"kept {work}")
         else:
@@ -55,11 +49,11 @@ def main() -> None:
     options = parser.parse_args()
     # Baseline in the same run: the same call with GStreamer's default sender reports (RTP time mapped to
     # send time, VCALL_SEND_TIME_SR=1) instead of vcall's (capture time).
-    baseline_offsets = measure(options, {"VCALL_SEND_TIME_SR": "1"}, "send-time")
+    baseline_files, _, _ = measure(options, {"VCALL_SEND_TIME_SR": "1"}, "send-time")
     per_file, row, files = measure(options, {}, "capture-time")
     offsets = [o for values in per_file.values() for o in values]
     result = summary(offsets)
-    baseline = summary([o for values in baseline_offsets[0].values() for o in values])
+    baseline = summary([o for values in baseline_files.values() for o in values])
     met = bool(offsets) and result["max_abs_ms"] <= TARGET_MS
     print(f"\nA/V sync, {datetime.now().isoformat(timespec='seconds')}: {len(files)} recording(s), "
           f"{options.seconds:.0f} s each; offset = beep − flash in the file (positive: sound late)")
@@ -73,12 +67,9 @@ def main() -> None:
               f"{result['max_ms']:>8.1f}   |offset| ≤ {TARGET_MS:.0f} ms: {'met' if met else 'NOT met'}")
     else:
         print("no flash/beep pairs found in the recording")
-    results = REPO / "bench" / "results"
-    results.mkdir(parents=True, exist_ok=True)
-    (results / "av_sync.json").write_text(json.dumps(
-        {"date": datetime.now().isoformat(timespec="seconds"), "seconds": options.seconds,
+    write_results("av_sync", {"seconds": options.seconds,
          "participants": options.participants, "target_ms": TARGET_MS, "met": met, **result, "send_time_baseline": baseline,
-         "offsets_ms": per_file, "frames_sent": row["frames_sent"], "frames_lost": row["frames_lost"]}, indent=2))
+         "offsets_ms": per_file, "frames_sent": row["frames_sent"], "frames_lost": row["frames_lost"]})
     if not met:
         raise SystemExit(1)
 

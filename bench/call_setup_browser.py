@@ -14,7 +14,6 @@ Prints a table and writes bench/results/call_setup_browser.json.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import tempfile
@@ -22,7 +21,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from gateway_recording import REPO, Process, clock, free_port, percentile
+from gateway_recording import REPO, Process, clock, free_port, percentile, write_results
 
 sys.path.insert(0, str(REPO / "tests" / "app"))
 from app_harness import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
@@ -159,11 +158,8 @@ def main() -> None:
         print(f"{scenario:22} {' '.join(cells)}")
     ratio = summary["chromium ↔ gateway"]["first_frame_ms"]["median"] / base["first_frame_ms"]["median"]
     print(f"ratio gateway / chromium host, first frame median: {ratio:.2f} (target ≤ 1.0: no slower than Chromium ↔ Chromium)")
-    out = REPO / "bench" / "results"
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "call_setup_browser.json").write_text(json.dumps(
-        {"date": datetime.now().isoformat(timespec="seconds"), "calls": options.calls, "summary": summary,
-         "first_frame_ratio": ratio, "rows": results}, indent=2))
+    write_results("call_setup_browser", {"calls": options.calls, "summary": summary,
+         "first_frame_ratio": ratio, "rows": results})
 
 
 if __name__ == "__main__":

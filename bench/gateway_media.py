@@ -17,7 +17,6 @@ Prints a table and writes bench/results/gateway_media.json.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import sys
@@ -29,7 +28,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "gateway"))
 
-from gateway_recording import REPO, Process, free_port  # noqa: E402
+from gateway_recording import REPO, Process, free_port, write_results  # noqa: E402
 from gateway_harness import Xvfb, video_packets  # noqa: E402
 
 
@@ -134,10 +133,7 @@ def main() -> None:
     print(f"{'longest gap between recorded frames over ' + str(swap['swaps']) + ' swaps':58} {swap['longest_gap_ms']:>9.0f} ms      ≤ 33 ms")
     print(f"{'  second longest':58} {swap['second_longest_gap_ms']:>9.0f} ms")
     print(f"{'offers sent during the swaps':58} {swap['offers_during_swaps']:>12d}      0")
-    results = REPO / "bench" / "results"
-    results.mkdir(parents=True, exist_ok=True)
-    (results / "gateway_media.json").write_text(json.dumps(
-        {"date": datetime.now().isoformat(timespec="seconds"), "fan_out": [one, ten], "ratio": ratio, "swap": swap}, indent=2))
+    write_results("gateway_media", {"fan_out": [one, ten], "ratio": ratio, "swap": swap})
 
 
 if __name__ == "__main__":

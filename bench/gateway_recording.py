@@ -43,12 +43,13 @@ def free_port() -> int:
 
 
 class Process:
-    def __init__(self, binary: Path, label: str, args: list[str], logs: Path) -> None:
+    def __init__(self, binary: Path, label: str, args: list[str], logs: Path, env: dict[str, str] | None = None) -> None:
         self.label = label
         self.log_path = logs / f"{label}.log"
         self.log = open(self.log_path, "wb")
         self.process = subprocess.Popen([str(binary), *args], stdin=subprocess.PIPE, stdout=self.log,
-                                        stderr=subprocess.STDOUT, cwd=REPO, start_new_session=True)
+                                        stderr=subprocess.STDOUT, cwd=REPO, start_new_session=True,
+                                        env={**os.environ, **(env or {})})
 
     def text(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -83,6 +84,14 @@ class Process:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait()
         self.log.close()
+
+
+def write_results(name: str, payload: dict) -> Path:
+    """Writes bench/results/NAME.json (the run's date first) and returns the results folder."""
+    results = REPO / "bench" / "results"
+    results.mkdir(parents=True, exist_ok=True)
+    (results / f"{name}.json").write_text(json.dumps({"date": datetime.now().isoformat(timespec="seconds"), **payload}, indent=2))
+    return results
 
 
 def clock(stamp: str) -> float:
@@ -178,11 +187,8 @@ def main() -> None:
     print(f"{'recorder RSS, not recording / recording':58} {baseline['rss_mb']:>5.1f} / {recording['rss_mb']:.1f} MB")
     print(f"{'recorder peak RSS while recording':58} {recording['peak_rss_mb']:>9.1f} MB")
     print(f"{'sender CPU (720p30 VP8 encode + send), for scale':58} {recording['sender_cpu_core_fraction'] * 100:>9.1f} % of a core")
-    results = REPO / "bench" / "results"
-    results.mkdir(parents=True, exist_ok=True)
-    (results / "gateway_recording.json").write_text(json.dumps(
-        {"date": datetime.now().isoformat(timespec="seconds"), "join_to_first_keyframe_ms": setup,
-         "baseline": baseline, "recording": recording}, indent=2))
+    write_results("gateway_recording", {"join_to_first_keyframe_ms": setup,
+         "baseline": baseline, "recording": recording})
 
 
 if __name__ == "__main__":

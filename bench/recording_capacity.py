@@ -24,10 +24,11 @@ from datetime import datetime
 from pathlib import Path
 
 from av_offset import offsets_ms, summary
-from gateway_recording import REPO, Process, free_port
+from gateway_recording import REPO, Process, free_port, write_results
 
 
-def run(bins: Path, count: int, seconds: float, work: Path) -> dict:
+def run(bins: Path, count: int, seconds: float, work: Path, env: dict[str, str] | None = None) -> dict:
+    """One N; `env` is added to the environment of the recorder and the senders."""
     port = free_port()
     record = work / f"rec-{count}"
     server = Process(bins / "vcall-server", f"cap-server-{count}", ["--host", "127.0.0.1", "--port", str(port),
@@ -38,14 +39,14 @@ def run(bins: Path, count: int, seconds: float, work: Path) -> dict:
         server.wait_for(r"Server started|listening", 30)
         recorder = Process(bins / "vcall-gateway", f"cap-recorder-{count}", [
             "--room", "capacity", "--name", "recorder", "--server", f"ws://127.0.0.1:{port}/ws",
-            "--record", str(record), "--video", "none", "--audio", "none"], work)
+            "--record", str(record), "--video", "none", "--audio", "none"], work, env)
         recorder.wait_for(r"joining room", 30)
         time.sleep(2)
         idle_rss, _ = recorder.memory_mb()
         result_file = work / f"senders-{count}.json"
         senders = Process(bins / "vcall-bench", f"cap-senders-{count}", [
             "senders", "--server", f"ws://127.0.0.1:{port}/ws", "--room", "capacity", "--count", str(count),
-            "--seconds", str(seconds), "--json", str(result_file)], work)
+            "--seconds", str(seconds), "--json", str(result_file)], work, env)
         senders.wait_for(r"senders: \d+ of \d+ connected", 180)
         time.sleep(5)  # every recording has started and settled
         cpu_before, start = recorder.cpu_seconds(), time.monotonic()
@@ -108,11 +109,8 @@ def main() -> None:
         print(f"{r['participants']:>4} {r['files']:>6} {r['cpu_core_fraction'] * 100:>11.1f} {r['cpu_per_participant'] * 100:>7.2f} "
               f"{r['peak_rss_mb']:>7.1f} {r['rss_per_participant_mb']:>9.2f} {r['frames_sent']:>12} {r['frames_lost']:>6}")
     print(f"largest N with zero frames lost: {max(clean) if clean else 'none'}")
-    results = REPO / "bench" / "results"
-    results.mkdir(parents=True, exist_ok=True)
-    (results / "recording_capacity.json").write_text(json.dumps(
-        {"date": datetime.now().isoformat(timespec="seconds"), "rows": rows,
-         "largest_lossless": max(clean) if clean else None}, indent=2))
+    results = write_results("recording_capacity", {"rows": rows,
+         "largest_lossless": max(clean) if clean else None})
     try:
         import matplotlib
         matplotlib.use("Agg")

@@ -32,7 +32,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from gateway_recording import REPO, Process, free_port
+from gateway_recording import REPO, Process, free_port, write_results
 
 
 def measure(name: str, server: Process, bins: Path, url: str, options: argparse.Namespace, work: Path, round_: int) -> dict:
@@ -64,35 +64,25 @@ def measure(name: str, server: Process, bins: Path, url: str, options: argparse.
     return result
 
 
-def run_vcall(bins: Path, options: argparse.Namespace, work: Path, round_: int) -> dict:
+def relay_command(label: str, bins: Path, options: argparse.Namespace, work: Path, round_: int, port: int) -> tuple[Path, list[str]]:
+    """The server under test: vcall-server (rate limits lifted), the Node.js ws relay, or the generator's
+    ceiling, a relay that forwards without parsing (vcall-bench signaling-trivial-relay)."""
+    if label == "vcall":
+        return bins / "vcall-server", ["--host", "127.0.0.1", "--port", str(port), "--data-dir", str(work / f"data-{round_}"),
+                                       "--rate-limit", "1000000000", "--rate-burst", "1000000000", "--log-level", "warning"]
+    if label == "node":
+        return Path(options.node), [str(REPO / "bench" / "node_relay.js"), "--port", str(port)]
+    return bins / "vcall-bench", ["signaling-trivial-relay", "--port", str(port)]
+
+
+def run_relay(label: str, bins: Path, options: argparse.Namespace, work: Path, round_: int) -> dict:
+    """Starts one server, drives it with the generator, stops it."""
     port = free_port()
-    server = Process(bins / "vcall-server", f"vcall-server-{round_}", [
-        "--host", "127.0.0.1", "--port", str(port), "--data-dir", str(work / f"data-{round_}"),
-        "--rate-limit", "1000000000", "--rate-burst", "1000000000", "--log-level", "warning"], work)
+    binary, args = relay_command(label, bins, options, work, round_, port)
+    server = Process(binary, f"{label}-relay-{round_}", args, work)
     try:
         server.wait_for(r"listening on", 30)
-        return measure("vcall", server, bins, f"ws://127.0.0.1:{port}/ws", options, work, round_)
-    finally:
-        server.stop()
-
-
-def run_node(bins: Path, options: argparse.Namespace, work: Path, round_: int) -> dict:
-    port = free_port()
-    server = Process(Path(options.node), f"node-relay-{round_}", [str(REPO / "bench" / "node_relay.js"), "--port", str(port)], work)
-    try:
-        server.wait_for(r"listening on", 30)
-        return measure("node", server, bins, f"ws://127.0.0.1:{port}/ws", options, work, round_)
-    finally:
-        server.stop()
-
-
-def run_trivial(bins: Path, options: argparse.Namespace, work: Path, round_: int) -> dict:
-    """The generator's ceiling: a relay that forwards without parsing (vcall-bench signaling-trivial-relay)."""
-    port = free_port()
-    server = Process(bins / "vcall-bench", f"trivial-relay-{round_}", ["signaling-trivial-relay", "--port", str(port)], work)
-    try:
-        server.wait_for(r"listening on", 30)
-        return measure("trivial", server, bins, f"ws://127.0.0.1:{port}/ws", options, work, round_)
+        return measure(label, server, bins, f"ws://127.0.0.1:{port}/ws", options, work, round_)
     finally:
         server.stop()
 
@@ -134,10 +124,10 @@ def main() -> None:
     vcall_rows, node_rows, trivial_rows = [], [], []
     try:
         for round_ in range(options.rounds):
-            vcall_rows.append(run_vcall(options.bin_dir, options, work, round_))
-            node_rows.append(run_node(options.bin_dir, options, work, round_))
+            vcall_rows.append(run_relay("vcall", options.bin_dir, options, work, round_))
+            node_rows.append(run_relay("node", options.bin_dir, options, work, round_))
             if not options.no_ceiling:
-                trivial_rows.append(run_trivial(options.bin_dir, options, work, round_))
+                trivial_rows.append(run_relay("trivial", options.bin_dir, options, work, round_))
     finally:
         if options.keep:
             print(f"kept {work}")
@@ -195,17 +185,13 @@ def main() -> None:
         print(f"{label}: {e['rooms_running']} rooms ran; {e['undelivered']} undelivered, {e['wrong']} wrong/out of order, "
               f"{e['server_errors']} server errors, {e['failures']} other failures")
 
-    results = REPO / "bench" / "results"
-    results.mkdir(parents=True, exist_ok=True)
-    (results / "signaling.json").write_text(json.dumps({
-        "date": datetime.now().isoformat(timespec="seconds"),
-        "options": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(options).items()},
+    write_results("signaling", {"options": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(options).items()},
         "vcall": vcall, "node": node, "trivial_relay_ceiling": trivial,
         "ratio_vcall_over_node": {name: (vcall[name] / node[name] if node[name] else None) for name, _, _ in figures},
         "targets": {name: {"target": t, "met": m} for name, (t, m) in targets.items()},
         "errors": errors,
         "rounds": {"vcall": vcall_rows, "node": node_rows, "trivial": trivial_rows},
-    }, indent=2))
+    })
 
 
 if __name__ == "__main__":

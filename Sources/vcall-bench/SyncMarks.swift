@@ -30,10 +30,11 @@ final class SyncMarks: Sendable {
     /// Paints flashes into I420 frames passing `pad` and beeps into interleaved S16 audio passing `audioPad`.
     func install(video pad: Pad, audio audioPad: Pad) {
         pad.addProbe(.buffer) { [self] info in
-            info.withWritableBuffer { buffer, bytes in
-                guard let pts = buffer.pts else { return }
-                _ = firstVideoPTS.compareExchange(expected: .max, desired: pts, ordering: .relaxed)
-                guard pts % Self.second < Self.second / UInt64(framesPerSecond) else { return }
+            guard let pts = info.buffer?.pts else { return .ok }
+            _ = firstVideoPTS.compareExchange(expected: .max, desired: pts, ordering: .relaxed)
+            // Only the flash frame is made writable (and copied if shared), not every frame.
+            guard pts % Self.second < Self.second / UInt64(framesPerSecond) else { return .ok }
+            info.withWritableBuffer { _, bytes in
                 let luma = width * height
                 guard bytes.count >= luma * 3 / 2 else { return }
                 // White: Y at its top (235), chroma neutral (128).
@@ -43,12 +44,14 @@ final class SyncMarks: Sendable {
             return .ok
         }
         audioPad.addProbe(.buffer) { [self] info in
-            info.withWritableBuffer { buffer, bytes in
-                guard let start = buffer.pts else { return }
-                let samples = bytes.count / (2 * channels)
-                let end = start + UInt64(samples) * Self.second / UInt64(sampleRate)
+            guard let buffer = info.buffer, let start = buffer.pts else { return .ok }
+            let samples = buffer.size / (2 * channels)
+            let end = start + UInt64(samples) * Self.second / UInt64(sampleRate)
+            let marks = flashes(overlapping: start..<end)
+            guard !marks.isEmpty else { return .ok }
+            info.withWritableBuffer { _, bytes in
                 let values = bytes.bindMemory(to: Int16.self)
-                for flash in flashes(overlapping: start..<end) {
+                for flash in marks {
                     for index in 0..<samples {
                         let time = start + UInt64(index) * Self.second / UInt64(sampleRate)
                         guard time >= flash, time < flash + Self.beepNanoseconds else { continue }
