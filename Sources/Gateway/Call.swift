@@ -186,6 +186,7 @@ public actor Call {
                 await sendOffer(to: participant)
             }
         case .userJoined(let from, let name, _):
+            logger.debug("user-joined: \(name) (\(from))")
             if let known = participants[from] {
                 // Back after a signaling outage, with the same id: the peer connection carries on.
                 known.awaitingRejoin = false
@@ -232,6 +233,8 @@ public actor Call {
 
     /// A participant with a new peer that sends every outgoing track, registered and watched.
     private func makeParticipant(id: String, name: String, selfID: String) async throws -> Participant {
+        let started = ContinuousClock.now
+        defer { logger.debug("peer for \(name) made in \(ContinuousClock.now - started)") }
         let serial = Self.peerSerial.add(1, ordering: .relaxed).newValue
         let webrtc = WebRTCConfiguration(iceServers: serverICEServers + configuration.iceServers,
                                          latencyMilliseconds: configuration.latencyMilliseconds,
@@ -352,6 +355,7 @@ public actor Call {
     }
 
     private func receiveOffer(_ offer: SignalingProtocol.SessionDescription, from id: String) async {
+        logger.debug("offer from \(id)")
         guard var participant = participants[id] else {
             logger.warning("offer from \(id), who is not in the room: ignored")
             return

@@ -12,10 +12,27 @@ final class SendGate: Sendable {
     private let isOpen = Atomic<Bool>(false)
     /// Video frames seen since the gate opened while still waiting for a keyframe.
     private let deltasWhileWaiting = Atomic<Int>(-1)
+    /// The video payloaders' sink pads, until the gate opens and asks through them for a keyframe.
+    private let videoPads = Mutex<[Pad]>([])
+    private let askedAtOpen = Atomic<Bool>(false)
+
+    /// Registers a video branch's payloader sink pad, through which the keyframe is asked for on opening.
+    func addVideo(_ pad: Pad) {
+        videoPads.withLock { $0.append(pad) }
+    }
 
     func open() {
         guard !isOpen.exchange(true, ordering: .acquiringAndReleasing) else { return }
         deltasWhileWaiting.store(0, ordering: .releasing)
+        // Asked now, not at the next frame: the far side waits a frame interval less for its first picture,
+        // more when frames come late. (An upstream force-key-unit only queues a request in the encoder.)
+        let pads = videoPads.withLock { pads in
+            defer { pads.removeAll() }
+            return pads
+        }
+        for pad in pads {
+            if pad.pushEvent(.upstreamForceKeyUnit(allHeaders: true)) { askedAtOpen.store(true, ordering: .releasing) }
+        }
     }
 
     /// Decides for one buffer entering a payloader; asks `pad`'s upstream for a keyframe when needed.
@@ -28,8 +45,9 @@ final class SendGate: Sendable {
             deltasWhileWaiting.store(-1, ordering: .releasing)
             return true
         }
-        // Ask at once, and again every 15 frames in case the request was lost.
-        if waited % 15 == 0 { _ = pad.pushEvent(.upstreamForceKeyUnit(allHeaders: true)) }
+        // Ask (unless opening did) and again every 15 frames in case the request was lost.
+        let ask = waited == 0 ? !askedAtOpen.load(ordering: .acquiring) : waited % 15 == 0
+        if ask { _ = pad.pushEvent(.upstreamForceKeyUnit(allHeaders: true)) }
         deltasWhileWaiting.store(waited + 1, ordering: .releasing)
         return false
     }
@@ -85,6 +103,7 @@ struct SendTrack: Sendable {
         webrtcPad = sink
         let sent = counters.sentCounter(for: codec.kind)
         let kind = codec.kind
+        if kind == .video { gate.addVideo(payloaderSink) }
         payloaderSink.addProbe(.buffer) { info in
             guard gate.admit(info.buffer, kind: kind, pad: payloaderSink) else { return .drop }
             sent.add(1)

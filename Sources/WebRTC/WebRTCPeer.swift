@@ -62,6 +62,7 @@ public actor WebRTCPeer {
     private let ownsPipeline: Bool
     private let logger: Logger
     private var signalConnections: [SignalConnection] = []
+    private var jitterbufferConnection: (rtpbin: Element, connection: SignalConnection)?
     private var tracks: [SendTrack] = []
     private var remoteDescriptionApplied = false
     private var remoteSummary: SDPSummary?
@@ -90,7 +91,8 @@ public actor WebRTCPeer {
         // Sender reports map RTP time to the capture time of the media, not to when it left: video leaves
         // later than audio (encoding takes longer), and a far side that aligns the two by send time (as
         // GStreamer receivers, recorders included, do) would play or record the video that much late.
-        if ProcessInfo.processInfo.environment["VCALL_SEND_TIME_SR"] == nil { try webrtc.child(named: "rtpbin")?.set("rtcp-sync-send-time", false) }
+        let rtpbin = webrtc.child(named: "rtpbin")
+        if ProcessInfo.processInfo.environment["VCALL_SEND_TIME_SR"] == nil { try rtpbin?.set("rtcp-sync-send-time", false) }
         for server in configuration.iceServers {
             for (isTURN, url) in server.webrtcbinURLs {
                 if isTURN {
@@ -102,6 +104,18 @@ public actor WebRTCPeer {
         }
         try self.pipeline.add(webrtc)
         signalConnections = try Self.connectSignals(webrtc, shared: shared, continuation: continuation, logger: logger)
+        if let rtpbin {
+            jitterbufferConnection = (rtpbin, try rtpbin.connect("new-jitterbuffer") { arguments in
+                // A jitterbuffer holds a stream's first packet for its whole latency, to learn the reordering,
+                // before it lets anything out: 200 ms more before the first picture or recorded keyframe.
+                // Faststart lets a clean start (packets in sequence) through at once; losses and reordering
+                // later on still get the full latency, so NACK recovery keeps its time.
+                if let jitterbuffer = arguments.first?.objectValue {
+                    try? jitterbuffer.set("faststart-min-packets", Self.faststartPackets)
+                }
+                return nil
+            })
+        }
         if ownsPipeline {
             try self.pipeline.setState(.playing)
         } else {
@@ -134,17 +148,29 @@ public actor WebRTCPeer {
             }
             return nil
         })
-        if let certificate = DTLSCertificate.process {
-            connections.append(try webrtc.connect("deep-element-added") { arguments in
-                // Why: GStreamer 1.22's default DTLS certificate is RSA, which ECDSA-only clients (aiortc) refuse: "no shared cipher".
-                if arguments.count == 2, let element = arguments[1].objectValue as? Element, element.factoryName == "dtlssrtpdec" {
-                    try? element.set("pem", certificate.pem)
-                }
-                return nil
-            })
-        } else {
+        let certificate = DTLSCertificate.process
+        if certificate == nil {
             logger.warning("could not make an ECDSA DTLS certificate; using GStreamer's RSA one, which aiortc refuses")
         }
+        connections.append(try webrtc.connect("deep-element-added") { arguments in
+            guard arguments.count == 2, let element = arguments[1].objectValue as? Element else { return nil }
+            switch element.factoryName {
+            case "dtlssrtpdec":
+                // Why: GStreamer 1.22's default DTLS certificate is RSA, which ECDSA-only clients (aiortc) refuse: "no shared cipher".
+                if let certificate { try? element.set("pem", certificate.pem) }
+            case "dtlssrtpenc":
+                // Media can go out once the SRTP keys are set. webrtcbin's `connected` usually says so too, but
+                // now and then (seen on a loaded 2-core machine) it stays `connecting` for good while the far side's
+                // media already arrives: a gate waiting only for it would send that peer nothing.
+                _ = try? element.connect("on-key-set") { _ in
+                    shared.sendGate.open()
+                    return nil
+                }
+            default:
+                break
+            }
+            return nil
+        })
         connections.append(try webrtc.connect("pad-added") { arguments in
             guard let pad = arguments.first?.objectValue as? Pad, pad.direction == .source else { return nil }
             guard let track = RemoteTrack(pad: pad, counters: shared.counters) else {
@@ -316,6 +342,9 @@ public actor WebRTCPeer {
 
     // MARK: Closing
 
+    /// Packets in sequence after which a new stream's jitterbuffer starts without waiting out its latency.
+    static let faststartPackets = 3
+
     /// Pays, ahead of time, what the first negotiation of a process costs on top of every later one:
     /// loading the ICE, DTLS, SRTP and RTP plugins and making the DTLS context. A throwaway peer makes
     /// and applies an offer, then closes. A program about to join a call calls this first, so that its
@@ -335,6 +364,8 @@ public actor WebRTCPeer {
         isClosed = true
         for connection in signalConnections { webrtc.disconnect(connection) }
         signalConnections.removeAll()
+        if let (rtpbin, connection) = jitterbufferConnection { rtpbin.disconnect(connection) }
+        jitterbufferConnection = nil
         // Stopping webrtcbin first flushes its sink pads, releasing any branch thread that webrtcbin
         // holds blocked (it blocks media until negotiation completes); only then can the branches stop.
         _ = try? webrtc.setState(.null)
