@@ -15,9 +15,10 @@ struct Join: AsyncParsableCommand {
         commandName: "join",
         abstract: "Join a vcall room: send a source, receive everyone, record them to WebM.",
         discussion: """
-            Without --server, a vcall-server starts in this process (127.0.0.1, --port) and the room's
+            Without --server, a vcall-server starts in this process (127.0.0.1, --port) and the room's \
             browser address is printed: open it to call the gateway.
-            While it runs, type commands: \(GatewayCommand.usage)
+
+            While it runs, type \(GatewayCommand.usage)
             """
     )
 
