@@ -86,6 +86,14 @@ final class SignalingHub: Sendable {
     func roomSummaries() -> [RoomSummary] {
         withState { $0.roomSummaries() }
     }
+
+    /// How long presence changes are gathered into one `online-users`: 50 ms, growing with the number of
+    /// users past 100 up to 250 ms at 500. Every list goes to every user, so the bytes sent per change grow
+    /// with the square of the users; waiting longer when there are many keeps a burst of arrivals (everyone
+    /// reconnecting after a restart) from flooding every socket with near-identical lists.
+    static func presenceInterval(visibleUsers: Int) -> Duration {
+        .milliseconds(min(max(visibleUsers / 2, 50), 250))
+    }
 }
 
 /// The hub's state and rules, changed only under the hub's lock.
@@ -494,10 +502,9 @@ private struct State {
     private mutating func broadcastPresence() {
         guard !presenceScheduled else { return }
         presenceScheduled = true
-        timers.append(Timer(delay: Self.presenceInterval) { $0.flushPresence() })
+        let visible = clients.values.count(where: visibleInPresence)
+        timers.append(Timer(delay: SignalingHub.presenceInterval(visibleUsers: visible)) { $0.flushPresence() })
     }
-
-    static let presenceInterval: Duration = .milliseconds(50)
 
     private mutating func flushPresence() {
         presenceScheduled = false

@@ -125,3 +125,30 @@ extension ServerTests {
         }
     }
 }
+
+extension ServerTests {
+    @Suite("Presence under a burst of arrivals", .timeLimit(.minutes(2)))
+    struct PresenceBurstTests {
+        @Test("60 clients arriving at once get a few complete lists, the last one listing everyone")
+        func burstIsCoalesced() async throws {
+            try await TestServer.run { server in
+                let watcher = try await server.connect()
+                let others = try await withThrowingTaskGroup(of: WSPeer.self) { group in
+                    for _ in 0..<60 { group.addTask { try await server.connect() } }
+                    return try await group.reduce(into: [WSPeer]()) { $0.append($1) }
+                }
+                let everyone = Set([watcher.id] + others.map(\.id))
+                var lists: [[OnlineUser]] = []
+                while lists.last.map({ Set($0.map(\.id)) }) != everyone {
+                    guard case .onlineUsers(let users) = try await watcher.next("online-users") else { continue }
+                    lists.append(users)
+                }
+                // One list per arrival would be 61; coalescing sends far fewer, and nothing after the final state.
+                #expect(lists.count < 30)
+                #expect(try await watcher.received("online-users", within: .milliseconds(400)).isEmpty)
+                await watcher.close()
+                for peer in others { await peer.close() }
+            }
+        }
+    }
+}
