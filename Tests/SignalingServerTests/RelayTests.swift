@@ -4,20 +4,6 @@ import Testing
 
 @testable import SignalingServer
 
-extension WSPeer {
-    /// The next message of `type` as the text frame the server sent.
-    func nextText(_ type: String, timeout: Duration = .seconds(20)) async throws -> String {
-        let deadline = ContinuousClock.now + timeout
-        while true {
-            let left = deadline - ContinuousClock.now
-            guard left > .zero, let text = await inbox.next(timeout: left) else {
-                throw TestTimeout(description: "\(id) got no \(type) within \(timeout)")
-            }
-            if try ServerMessage.decode(text).type == type { return text }
-        }
-    }
-}
-
 extension ServerTests {
     @Suite("Relay: payloads pass through as sent, stamped with the true sender", .timeLimit(.minutes(2)))
     struct RelayTests {
