@@ -97,18 +97,17 @@ struct JSONScanner {
                 fields.isComplete = false
                 return
             }
-            func set(_ field: inout Range<Int>?) {
-                if field != nil { fields.isComplete = false }
-                field = value
-            }
+            let field: WritableKeyPath<TopLevelFields, Range<Int>?>
             switch key {
-            case "type": set(&fields.type)
-            case "to": set(&fields.to)
-            case "offer": set(&fields.offer)
-            case "answer": set(&fields.answer)
-            case "candidate": set(&fields.candidate)
-            default: break
+            case "type": field = \.type
+            case "to": field = \.to
+            case "offer": field = \.offer
+            case "answer": field = \.answer
+            case "candidate": field = \.candidate
+            default: return
             }
+            if fields[keyPath: field] != nil { fields.isComplete = false }
+            fields[keyPath: field] = value
         }
         skipWhitespace()
         guard scanned, index == bytes.count else { return nil }
