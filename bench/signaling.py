@@ -67,8 +67,9 @@ def measure(name: str, server: Process, bins: Path, url: str, options: argparse.
 def relay_command(label: str, bins: Path, options: argparse.Namespace, work: Path, round_: int, port: int) -> tuple[Path, list[str]]:
     """The server under test: vcall-server (rate limits lifted), the Node.js ws relay, or the generator's
     ceiling, a relay that forwards without parsing (vcall-bench signaling-trivial-relay)."""
-    if label == "vcall":
-        return bins / "vcall-server", ["--host", "127.0.0.1", "--port", str(port), "--data-dir", str(work / f"data-{round_}"),
+    if label == "vcall" or label in options.extra_servers:
+        binary = options.extra_servers.get(label, bins / "vcall-server")
+        return binary, ["--host", "127.0.0.1", "--port", str(port), "--data-dir", str(work / f"data-{round_}"),
                                        "--rate-limit", "1000000000", "--rate-burst", "1000000000", "--log-level", "warning"]
     if label == "node":
         return Path(options.node), [str(REPO / "bench" / "node_relay.js"), "--port", str(port)]
@@ -105,8 +106,17 @@ def main() -> None:
     parser.add_argument("--no-ceiling", action="store_true",
                         help="skip the generator's ceiling (the same load against a trivial relay that parses nothing)")
     parser.add_argument("--keep", action="store_true", help="keep the logs (printed folder)")
+    parser.add_argument("--extra-server", action="append", default=[], metavar="NAME=PATH",
+                        help="also measure another vcall-server binary (e.g. before=/tmp/vcall-server-before) in every "
+                             "round, with the same flags; its figures are printed after the table")
     parser.add_argument("--bin-dir", type=Path, default=REPO / ".build" / "release")
     options = parser.parse_args()
+    options.extra_servers = {}
+    for spec in options.extra_server:
+        name, _, path = spec.partition("=")
+        if not path or name in ("vcall", "node", "trivial") or not Path(path).exists():
+            raise SystemExit(f"--extra-server {spec}: give NAME=PATH of an existing vcall-server (NAME not vcall, node or trivial)")
+        options.extra_servers[name] = Path(path)
     for name in ("vcall-server", "vcall-bench"):
         if not (options.bin_dir / name).exists():
             raise SystemExit(f"{options.bin_dir / name} not found: swift build -c release --product {name}")
@@ -122,8 +132,11 @@ def main() -> None:
 
     work = Path(tempfile.mkdtemp(prefix="vcall-signaling-"))
     vcall_rows, node_rows, trivial_rows = [], [], []
+    extra_rows = {name: [] for name in options.extra_servers}
     try:
         for round_ in range(options.rounds):
+            for name, rows in extra_rows.items():
+                rows.append(run_relay(name, options.bin_dir, options, work, round_))
             vcall_rows.append(run_relay("vcall", options.bin_dir, options, work, round_))
             node_rows.append(run_relay("node", options.bin_dir, options, work, round_))
             if not options.no_ceiling:
@@ -180,17 +193,22 @@ def main() -> None:
     if trivial and trivial["messages relayed /s"] < 2 * node["messages relayed /s"]:
         print(f"note: the generator reached {trivial['messages relayed /s']:.0f} messages/s against a relay that parses nothing, "
               f"below 2× node: on this machine the load generator (and the kernel's loopback) bound what can be shown")
+    for name, rows in extra_rows.items():
+        extra = {figure: median(rows, key) for figure, key, _ in figures}
+        print(f"{name} ({options.extra_servers[name]}): " + ", ".join(
+            f"{figure} {fmt.format(extra[figure])}" for figure, _, fmt in figures))
     for label in errors:
         e = errors[label]
         print(f"{label}: {e['rooms_running']} rooms ran; {e['undelivered']} undelivered, {e['wrong']} wrong/out of order, "
               f"{e['server_errors']} server errors, {e['failures']} other failures")
 
-    write_results("signaling", {"options": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(options).items()},
+    write_results("signaling", {"options": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(options).items()
+                                            if k != "extra_servers"},
         "vcall": vcall, "node": node, "trivial_relay_ceiling": trivial,
         "ratio_vcall_over_node": {name: (vcall[name] / node[name] if node[name] else None) for name, _, _ in figures},
         "targets": {name: {"target": t, "met": m} for name, (t, m) in targets.items()},
         "errors": errors,
-        "rounds": {"vcall": vcall_rows, "node": node_rows, "trivial": trivial_rows},
+        "rounds": {"vcall": vcall_rows, "node": node_rows, "trivial": trivial_rows, **extra_rows},
     })
 
 

@@ -55,41 +55,39 @@ public enum ClientMessage: Sendable, Equatable {
         }
     }
 
-    /// Parses and validates one frame.
+    /// Parses and validates one frame, in one pass of `JSONDecoder` (which also finds malformed JSON).
     ///
     /// - Throws: ``SignalingError`` with `bad-json`, `unknown-type` or `invalid-message`.
     public static func parse(_ bytes: some Collection<UInt8>) throws(SignalingError) -> ClientMessage {
-        let data = Data(bytes)
-        let object: Any
+        let message: ClientMessage
         do {
-            object = try JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed])
+            message = try JSONDecoder().decode(ClientMessage.self, from: Data(bytes))
+        } catch let error as SignalingError {
+            throw error
+        } catch DecodingError.dataCorrupted(let context) where context.codingPath.isEmpty {
+            // Nothing at the top level is decoded as a value that could be corrupt: the bytes are not JSON.
+            throw SignalingError(.badJSON, "the frame is not valid JSON: send one JSON object per text frame")
+        } catch let error as DecodingError {
+            // `init(from:)` reports a missing or unknown type itself, so the type is known here.
+            let type = (try? JSONDecoder().decode(TypeField.self, from: Data(bytes)).type) ?? "message"
+            throw SignalingError(.invalidMessage, "\(type): \(describe(error))")
         } catch {
             throw SignalingError(.badJSON, "the frame is not valid JSON: send one JSON object per text frame")
         }
-        guard let dictionary = object as? [String: Any] else {
-            throw SignalingError(.invalidMessage, "a message must be a JSON object with a \"type\" field")
-        }
-        guard let type = dictionary["type"] as? String else {
-            throw SignalingError(.invalidMessage, "the message has no string \"type\" field: add one, e.g. \"join-room\"")
-        }
-        guard types.contains(type) else {
-            throw SignalingError(
-                .unknownType,
-                "unknown message type \"\(type.prefix(64))\": use one of \(types.joined(separator: ", "))"
-            )
-        }
-        let message: ClientMessage
-        do {
-            message = try JSONDecoder().decode(ClientMessage.self, from: data)
-        } catch let error as DecodingError {
-            throw SignalingError(.invalidMessage, "\(type): \(describe(error))")
-        } catch let error as SignalingError {
-            throw error
-        } catch {
-            throw SignalingError(.invalidMessage, "\(type): \(error)")
-        }
         try message.validate()
         return message
+    }
+
+    /// Only a message's `type`: names the message in an error about its other fields.
+    private struct TypeField: Decodable {
+        let type: String
+    }
+
+    static let notAnObject = SignalingError(.invalidMessage, "a message must be a JSON object with a \"type\" field")
+    static let noType = SignalingError(.invalidMessage, "the message has no string \"type\" field: add one, e.g. \"join-room\"")
+
+    static func unknownType(_ type: String) -> SignalingError {
+        SignalingError(.unknownType, "unknown message type \"\(type.prefix(64))\": use one of \(types.joined(separator: ", "))")
     }
 
     /// Checks values beyond their JSON types: room ids, names, SDP types, peer ids.
@@ -179,8 +177,9 @@ extension ClientMessage: Codable {
     }
 
     public init(from decoder: any Decoder) throws {
-        let c = try decoder.container(keyedBy: Keys.self)
-        let type = try c.decode(String.self, forKey: .type)
+        // The type is checked before any other field so that its errors come first, as the protocol lists them.
+        guard let c = try? decoder.container(keyedBy: Keys.self) else { throw Self.notAnObject }
+        guard let type = try? c.decode(String.self, forKey: .type) else { throw Self.noType }
         switch type {
         case "join-room":
             self = .joinRoom(
@@ -217,7 +216,7 @@ extension ClientMessage: Codable {
                 screen: try c.decode(Bool.self, forKey: .screen)
             ))
         default:
-            throw SignalingError(.unknownType, "unknown message type \"\(type.prefix(64))\"")
+            throw Self.unknownType(type)
         }
     }
 

@@ -96,7 +96,7 @@ struct ShutdownService: Service {
 
     func run() async throws {
         try? await gracefulShutdown()
-        await hub.closeAll()
+        hub.closeAll()
         // Give handlers a moment to finish their last queries before the database goes away.
         try? await Task.sleep(for: .milliseconds(200))
         await accounts.close()
@@ -198,7 +198,7 @@ func addAPIRoutes(
         if configuration.requireLogin {
             guard await Authentication.identity(of: request, accounts: accounts).identity != nil else { throw APIError.unauthorized }
         }
-        return jsonResponse(RoomsResponse(rooms: await hub.roomSummaries()))
+        return jsonResponse(RoomsResponse(rooms: hub.roomSummaries()))
     }
 
     router.get("healthz") { _, _ -> Response in

@@ -1,36 +1,7 @@
 import Logging
+import NIOConcurrencyHelpers
+import NIOCore
 import SignalingProtocol
-
-/// One connection's way out: messages are queued and written by the connection's own writer task,
-/// so a slow client never blocks the hub or another room.
-final class ClientHandle: Sendable {
-    let id: String
-    private let continuation: AsyncStream<String>.Continuation
-
-    /// Messages a client may have queued before it counts as stuck and is disconnected.
-    static let queueLimit = 2048
-
-    init(id: String, continuation: AsyncStream<String>.Continuation) {
-        self.id = id
-        self.continuation = continuation
-    }
-
-    func send(_ message: ServerMessage) {
-        send(text: message.jsonString())
-    }
-
-    func send(text: String) {
-        if case .dropped = continuation.yield(text) {
-            // The client does not read: close it rather than buffer without end.
-            continuation.finish()
-        }
-    }
-
-    /// Ends the outbound queue, which closes the WebSocket.
-    func close() {
-        continuation.finish()
-    }
-}
 
 /// A room listed by `GET /api/rooms`.
 public struct RoomSummary: Codable, Sendable, Equatable {
@@ -39,8 +10,94 @@ public struct RoomSummary: Codable, Sendable, Equatable {
     public var members: [PeerInfo]
 }
 
-/// Rooms, presence and routing. Every client message is handled here, one at a time.
-actor SignalingHub {
+/// Rooms, presence and routing.
+///
+/// All state sits behind one lock, taken briefly by the connection that received a message: a relay goes
+/// straight from the sender's connection to the target's outbound queue, with no hop through an actor, and
+/// two connections' messages are handled in parallel except for the lookup itself. Messages from one
+/// connection are still handled in the order they arrived, since each connection calls in turn.
+final class SignalingHub: Sendable {
+    let resumeTokens: ResumeTokens
+    private let state: NIOLockedValueBox<State>
+
+    init(configuration: VCallServerConfiguration, metrics: ServerMetrics, logger: Logger, resumeTokens: ResumeTokens) {
+        self.resumeTokens = resumeTokens
+        self.state = NIOLockedValueBox(State(configuration: configuration, metrics: metrics, logger: logger, resumeTokens: resumeTokens))
+    }
+
+    /// Runs `body` under the lock, then starts the timers it asked for.
+    private func withState<Result>(_ body: (inout State) -> Result) -> Result {
+        let (result, timers) = state.withLockedValue { state in
+            let result = body(&state)
+            defer { state.timers = [] }
+            return (result, state.timers)
+        }
+        for timer in timers {
+            Task { [weak self] in
+                try? await Task.sleep(for: timer.delay)
+                self?.withState(timer.fire)
+            }
+        }
+        return result
+    }
+
+    /// Registers a connection, sends it `welcome` (with its resume token) and everyone `online-users`.
+    ///
+    /// `resuming` is the id of a valid resume token. The connection takes that id: it inherits the id's
+    /// name and room membership when the id is still known (a member in its grace, or a half-open socket,
+    /// which is closed without telling anyone), or starts afresh under it (after a server restart, or once
+    /// the grace is over). An id held by other credentials is not handed over: the connection gets a new id.
+    func connect(
+        channel: any Channel, closeObserver: CloseCodeObserver?, name: String, identity: Identity?, resuming: String?
+    ) -> ClientHandle {
+        withState { $0.connect(channel: channel, closeObserver: closeObserver, name: name, identity: identity, resuming: resuming) }
+    }
+
+    /// A socket ended. `clean` means the client closed it with code 1000 or 1001: the member leaves its room
+    /// at once. Otherwise the room keeps the member for `resumeGrace`, telling nobody.
+    func disconnect(_ handle: ClientHandle, clean: Bool) {
+        withState { $0.disconnect(handle, clean: clean) }
+    }
+
+    func handle(_ message: ClientMessage, from handle: ClientHandle) {
+        withState { $0.handle(message, from: handle) }
+    }
+
+    /// Relays an offer, answer or candidate whose frame (`type`, the sender's `from`, the payload as it came)
+    /// is already built: the routing rules are those of ``handle(_:from:)``.
+    func relay(_ kind: RelayEnvelope.Kind, to: String?, frame: ByteBuffer, from handle: ClientHandle) {
+        withState { state in
+            guard state.isCurrent(handle) else { return }
+            state.metrics.messagesReceived.increment()
+            state.relay(from: handle.id, to: to, type: kind.rawValue) { frame }
+        }
+    }
+
+    /// Sends an `error` on one connection and counts it.
+    func fail(_ handle: ClientHandle, _ code: ErrorCode, _ message: String) {
+        withState { $0.fail(handle, code, message) }
+    }
+
+    /// Closes every connection (graceful shutdown).
+    func closeAll() {
+        withState { $0.closeAll() }
+    }
+
+    func roomSummaries() -> [RoomSummary] {
+        withState { $0.roomSummaries() }
+    }
+
+    /// How long presence changes are gathered into one `online-users`: 50 ms, growing with the number of
+    /// users past 100 up to 250 ms at 500. Every list goes to every user, so the bytes sent per change grow
+    /// with the square of the users; waiting longer when there are many keeps a burst of arrivals (everyone
+    /// reconnecting after a restart) from flooding every socket with near-identical lists.
+    static func presenceInterval(visibleUsers: Int) -> Duration {
+        .milliseconds(min(max(visibleUsers / 2, 50), 250))
+    }
+}
+
+/// The hub's state and rules, changed only under the hub's lock.
+private struct State {
     struct Client {
         var handle: ClientHandle
         var name: String
@@ -60,7 +117,7 @@ actor SignalingHub {
         let generation: Int
         /// Messages for the member (offer, answer, ice-candidate, media-state, user-joined, …) as text
         /// frames, delivered right after its `room-joined` when it rejoins; dropped if the grace ends.
-        var pending: [String] = []
+        var pending: [ByteBuffer] = []
     }
 
     /// Messages held for one member in grace; later ones are dropped.
@@ -82,6 +139,15 @@ actor SignalingHub {
     private var presenceScheduled = false
     private var holdGeneration = 0
 
+    /// Something to do to the state later (a hold's end, a presence broadcast); the hub starts it.
+    struct Timer {
+        let delay: Duration
+        let fire: @Sendable (inout State) -> Void
+    }
+
+    /// Timers asked for under the lock, started by the hub once it is released.
+    var timers: [Timer] = []
+
     init(configuration: VCallServerConfiguration, metrics: ServerMetrics, logger: Logger, resumeTokens: ResumeTokens) {
         self.configuration = configuration
         self.metrics = metrics
@@ -97,8 +163,8 @@ actor SignalingHub {
     /// name and room membership when the id is still known (a member in its grace, or a half-open socket,
     /// which is closed without telling anyone), or starts afresh under it (after a server restart, or once
     /// the grace is over). An id held by other credentials is not handed over: the connection gets a new id.
-    func connect(
-        _ continuation: AsyncStream<String>.Continuation, name: String, identity: Identity?, resuming: String?
+    mutating func connect(
+        channel: any Channel, closeObserver: CloseCodeObserver?, name: String, identity: Identity?, resuming: String?
     ) -> ClientHandle {
         var id = RandomToken.hex(byteCount: 12)
         var inherited: Client?
@@ -110,7 +176,7 @@ actor SignalingHub {
                 inherited = clients[resuming]
             }
         }
-        let handle = ClientHandle(id: id, continuation: continuation)
+        let handle = ClientHandle(id: id, channel: channel, closeObserver: closeObserver)
         if var client = inherited {
             let previous = client.handle
             client.handle = handle
@@ -118,7 +184,10 @@ actor SignalingHub {
             if client.roomId != nil {
                 if configuration.resumeGrace > .zero {
                     // Held until it sends join-room for its room (or the grace ends).
-                    if clients[id]?.hold == nil { clients[id]?.hold = startHold(id) }
+                    if clients[id]?.hold == nil {
+                        let hold = startHold(id)
+                        clients[id]?.hold = hold
+                    }
                     clients[id]?.hold?.detached = false
                 } else {
                     removeFromRoom(id)
@@ -145,12 +214,15 @@ actor SignalingHub {
 
     /// A socket ended. `clean` means the client closed it with code 1000 or 1001: the member leaves its room
     /// at once. Otherwise the room keeps the member for `resumeGrace`, telling nobody.
-    func disconnect(_ handle: ClientHandle, clean: Bool) {
+    mutating func disconnect(_ handle: ClientHandle, clean: Bool) {
         let id = handle.id
         // A socket whose id a resume took over is gone without a trace.
         guard let client = clients[id], client.handle === handle else { return }
         if !clean, client.roomId != nil, configuration.resumeGrace > .zero {
-            if client.hold == nil { clients[id]?.hold = startHold(id) }
+            if client.hold == nil {
+                let hold = startHold(id)
+                clients[id]?.hold = hold
+            }
             clients[id]?.hold?.detached = true
             logger.debug("socket dropped: the room keeps the member for a resume", metadata: ["peer": "\(id)", "room": "\(client.roomId ?? "-")"])
         } else {
@@ -163,19 +235,15 @@ actor SignalingHub {
     }
 
     /// Starts the grace timer of a new hold.
-    private func startHold(_ id: String) -> Hold {
+    private mutating func startHold(_ id: String) -> Hold {
         holdGeneration += 1
         let generation = holdGeneration
-        let grace = configuration.resumeGrace
-        Task {
-            try? await Task.sleep(for: grace)
-            self.expireHold(id, generation: generation)
-        }
+        timers.append(Timer(delay: configuration.resumeGrace) { $0.expireHold(id, generation: generation) })
         return Hold(detached: true, generation: generation)
     }
 
     /// The grace is over and the member has not rejoined: the room is told it left.
-    private func expireHold(_ id: String, generation: Int) {
+    private mutating func expireHold(_ id: String, generation: Int) {
         guard let hold = clients[id]?.hold, hold.generation == generation else { return }
         logger.debug("no resume within the grace: the member leaves its room", metadata: ["peer": "\(id)"])
         removeFromRoom(id)
@@ -186,7 +254,7 @@ actor SignalingHub {
         broadcastPresence()
     }
 
-    private func updateConnectionGauge() {
+    private mutating func updateConnectionGauge() {
         metrics.connections.set(Double(clients.values.filter { $0.hold?.detached != true }.count))
     }
 
@@ -203,10 +271,9 @@ actor SignalingHub {
 
     // MARK: messages
 
-    func handle(_ message: ClientMessage, from handle: ClientHandle) {
+    mutating func handle(_ message: ClientMessage, from handle: ClientHandle) {
         let id = handle.id
-        // Messages still arriving on a socket that a resume replaced are ignored.
-        guard let client = clients[id], client.handle === handle else { return }
+        guard isCurrent(handle), let client = clients[id] else { return }
         metrics.messagesReceived.increment()
         switch message {
         case .joinRoom(let roomId, let name, let capacity):
@@ -221,11 +288,11 @@ actor SignalingHub {
             broadcastPresence()
 
         case .offer(let to, let offer):
-            relay(from: id, to: to, type: "offer") { .offer(from: id, offer: offer) }
+            relay(from: id, to: to, type: "offer") { Self.frame(.offer(from: id, offer: offer)) }
         case .answer(let to, let answer):
-            relay(from: id, to: to, type: "answer") { .answer(from: id, answer: answer) }
+            relay(from: id, to: to, type: "answer") { Self.frame(.answer(from: id, answer: answer)) }
         case .iceCandidate(let to, let candidate):
-            relay(from: id, to: to, type: "ice-candidate") { .iceCandidate(from: id, candidate: candidate) }
+            relay(from: id, to: to, type: "ice-candidate") { Self.frame(.iceCandidate(from: id, candidate: candidate)) }
 
         case .call(let to, let roomId):
             guard authorized(client), let target = onlinePeer(to, from: id, type: "call") else { return }
@@ -262,21 +329,26 @@ actor SignalingHub {
         }
     }
 
+    /// Messages still arriving on a socket that a resume replaced are ignored.
+    func isCurrent(_ handle: ClientHandle) -> Bool {
+        clients[handle.id]?.handle === handle
+    }
+
     /// Sends an `error` to one client and counts it.
-    func fail(_ id: String, _ code: ErrorCode, _ message: String) {
+    mutating func fail(_ id: String, _ code: ErrorCode, _ message: String) {
         metrics.countError(code)
         clients[id]?.handle.send(.error(code: code, message: message))
     }
 
     /// Sends an `error` on one connection and counts it.
-    func fail(_ handle: ClientHandle, _ code: ErrorCode, _ message: String) {
+    mutating func fail(_ handle: ClientHandle, _ code: ErrorCode, _ message: String) {
         metrics.countError(code)
         handle.send(.error(code: code, message: message))
     }
 
     // MARK: rooms
 
-    private func join(_ id: String, roomId: String, name: String?, capacity: Int?) {
+    private mutating func join(_ id: String, roomId: String, name: String?, capacity: Int?) {
         guard var client = clients[id] else { return }
         let renamed = name != nil && name != client.name
         if let name, renamed {
@@ -294,7 +366,7 @@ actor SignalingHub {
             ))
             if let hold = client.hold {
                 clients[id]?.hold = nil
-                for text in hold.pending { client.handle.send(text: text) }
+                for frame in hold.pending { client.handle.send(frame) }
                 logger.debug("rejoined after a resume", metadata: ["peer": "\(id)", "room": "\(roomId)", "held": "\(hold.pending.count)"])
             }
             broadcastPresence()
@@ -325,7 +397,7 @@ actor SignalingHub {
     }
 
     /// Takes a client out of its room and tells the others; the caller updates presence.
-    private func removeFromRoom(_ id: String) {
+    private mutating func removeFromRoom(_ id: String) {
         guard let roomId = clients[id]?.roomId else { return }
         clients[id]?.roomId = nil
         clients[id]?.hold = nil
@@ -343,15 +415,15 @@ actor SignalingHub {
         logger.debug("left", metadata: ["peer": "\(id)", "room": "\(roomId)"])
     }
 
-    private func updateRoomGauges() {
+    private mutating func updateRoomGauges() {
         metrics.rooms.set(Double(rooms.count))
         metrics.roomMembers.set(Double(rooms.values.reduce(0) { $0 + $1.members.count }))
     }
 
     // MARK: routing
 
-    /// Routes offer/answer/ice-candidate inside the sender's room.
-    private func relay(from id: String, to: String?, type: String, _ make: () -> ServerMessage) {
+    /// Routes offer/answer/ice-candidate inside the sender's room; `frame` makes the message once the target is known.
+    mutating func relay(from id: String, to: String?, type: String, _ frame: () -> ByteBuffer) {
         guard let roomId = clients[id]?.roomId, let room = rooms[roomId] else {
             return fail(id, .notInRoom, "\(type): join a room first, then send \(type) to one of its members")
         }
@@ -371,11 +443,11 @@ actor SignalingHub {
             }
             target = others[0]
         }
-        deliver(make(), to: target)
+        deliver(frame(), to: target)
     }
 
     /// An online user another one may call, or nil after sending `unknown-peer`.
-    private func onlinePeer(_ to: String, from id: String, type: String) -> String? {
+    private mutating func onlinePeer(_ to: String, from id: String, type: String) -> String? {
         guard to != id, let target = clients[to], visibleInPresence(target) else {
             fail(id, .unknownPeer, "\(type): no online user has id \"\(to.prefix(64))\": pick one from online-users")
             return nil
@@ -384,18 +456,26 @@ actor SignalingHub {
     }
 
     /// Sends a message to a client, or holds it while the client's room membership is held for a resume.
-    private func deliver(_ message: ServerMessage, to id: String, counted: Bool = true) {
-        guard let client = clients[id] else { return }
-        if counted { metrics.messagesRelayed.increment() }
-        guard let hold = client.hold else { return client.handle.send(message) }
-        guard hold.pending.count < Self.pendingLimit else {
-            logger.debug("dropping a \(message.type) for a member in its grace: too many held", metadata: ["peer": "\(id)"])
-            return
-        }
-        clients[id]?.hold?.pending.append(message.jsonString())
+    private mutating func deliver(_ message: ServerMessage, to id: String, counted: Bool = true) {
+        deliver(Self.frame(message), to: id, counted: counted)
     }
 
-    private func authorized(_ client: Client) -> Bool {
+    private mutating func deliver(_ frame: ByteBuffer, to id: String, counted: Bool = true) {
+        guard let client = clients[id] else { return }
+        if counted { metrics.messagesRelayed.increment() }
+        guard let hold = client.hold else { return client.handle.send(frame) }
+        guard hold.pending.count < Self.pendingLimit else {
+            logger.debug("dropping a message for a member in its grace: too many held", metadata: ["peer": "\(id)"])
+            return
+        }
+        clients[id]?.hold?.pending.append(frame)
+    }
+
+    private static func frame(_ message: ServerMessage) -> ByteBuffer {
+        ByteBuffer(string: message.jsonString())
+    }
+
+    private mutating func authorized(_ client: Client) -> Bool {
         guard configuration.requireLogin, client.identity == nil else { return true }
         fail(
             client.handle.id, .unauthorized,
@@ -419,25 +499,22 @@ actor SignalingHub {
     ///
     /// Changes within `presenceInterval` are coalesced into one message, so a client that joins and
     /// leaves in a loop cannot make the server flood everyone else.
-    private func broadcastPresence() {
+    private mutating func broadcastPresence() {
         guard !presenceScheduled else { return }
         presenceScheduled = true
-        Task {
-            try? await Task.sleep(for: Self.presenceInterval)
-            self.flushPresence()
-        }
+        let visible = clients.values.count(where: visibleInPresence)
+        timers.append(Timer(delay: SignalingHub.presenceInterval(visibleUsers: visible)) { $0.flushPresence() })
     }
 
-    static let presenceInterval: Duration = .milliseconds(50)
-
-    private func flushPresence() {
+    private mutating func flushPresence() {
         presenceScheduled = false
         let visible = clients.values.filter(visibleInPresence).sorted { $0.sequence < $1.sequence }
-        let text = ServerMessage.onlineUsers(users: visible.map {
+        // One buffer for everyone: each client's queue shares it.
+        let frame = ByteBuffer(string: ServerMessage.onlineUsers(users: visible.map {
             OnlineUser(id: $0.handle.id, name: $0.name, inCall: $0.roomId != nil)
-        }).jsonString()
+        }).jsonString())
         for client in visible {
-            client.handle.send(text: text)
+            client.handle.send(frame)
         }
     }
 }

@@ -5,8 +5,9 @@ import Logging
 import NIOCore
 import SignalingProtocol
 
-/// Serves one WebSocket at `/ws`: authenticates, registers with the hub, then reads messages
-/// (assembling fragments, enforcing the size and rate limits) while a writer task drains the outbound queue.
+/// Serves one WebSocket at `/ws`: authenticates, registers with the hub, then reads messages (assembling
+/// fragments, enforcing the size and rate limits) until the socket ends or the hub closes the connection.
+/// Outbound messages are written by the connection's ``ClientHandle``.
 struct WebSocketConnection {
     let hub: SignalingHub
     let accounts: AccountStore
@@ -16,7 +17,6 @@ struct WebSocketConnection {
     func run(inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter, request: Request, channel: any Channel, logger: Logger) async {
         let closeCode = await CloseCodeObserver.install(on: channel, logger: logger)
         let credentials = await Authentication.identity(of: request, accounts: accounts)
-        let (stream, continuation) = AsyncStream<String>.makeStream(bufferingPolicy: .bufferingOldest(ClientHandle.queueLimit))
         // A guest may bring a display name (`/ws?name=…`) so presence shows it before any join-room.
         let requestedName = request.uri.queryParameters.get("name").flatMap { SignalingLimits.normalizedName(String($0)) }
         let guestName = requestedName ?? "guest-" + RandomToken.hex(byteCount: 2)
@@ -26,11 +26,12 @@ struct WebSocketConnection {
             resuming = hub.resumeTokens.id(from: token)
             if resuming == nil { logger.debug("ignoring an invalid resume token: the connection gets a new id") }
         }
-        let handle = await hub.connect(
-            continuation, name: credentials.identity?.name ?? guestName, identity: credentials.identity, resuming: resuming
+        let handle = hub.connect(
+            channel: channel, closeObserver: closeCode, name: credentials.identity?.name ?? guestName,
+            identity: credentials.identity, resuming: resuming
         )
         if credentials.rejected {
-            await hub.fail(
+            hub.fail(
                 handle, .unauthorized,
                 "the session or API token you sent is invalid or expired: you are connected as a guest; log in again or create a new token"
             )
@@ -38,22 +39,17 @@ struct WebSocketConnection {
 
         await withTaskGroup(of: Void.self) { group in
             group.addTask {
-                for await text in stream {
-                    do {
-                        try await outbound.write(.text(text))
-                    } catch {
-                        break
-                    }
-                }
+                await handle.waitUntilClosed()
             }
             group.addTask {
                 await self.readLoop(inbound: inbound, handle: handle, logger: logger)
             }
             await group.next()
+            // Whichever ended first (the socket, or the hub closing the connection) ends the other.
+            handle.close()
             group.cancelAll()
         }
-        continuation.finish()
-        await hub.disconnect(handle, clean: closeCode?.isCleanClose ?? false)
+        hub.disconnect(handle, clean: closeCode?.isCleanClose ?? false)
     }
 
     private func readLoop(inbound: WebSocketInboundStream, handle: ClientHandle, logger: Logger) async {
@@ -75,6 +71,12 @@ struct WebSocketConnection {
                     guard inMessage else { continue }
                 }
                 size += frame.data.readableBytes
+                if frame.fin, buffer.readableBytes == 0, frame.opcode != .continuation {
+                    // A message in one frame (the usual case) is processed from the frame itself, uncopied.
+                    inMessage = false
+                    process(buffer: frame.data, size: size, isText: isText, handle: handle, limiter: &limiter)
+                    continue
+                }
                 if size <= limit {
                     var data = frame.data
                     buffer.writeBuffer(&data)
@@ -83,7 +85,7 @@ struct WebSocketConnection {
                 }
                 guard frame.fin else { continue }
                 inMessage = false
-                await process(buffer: buffer, size: size, isText: isText, handle: handle, limiter: &limiter)
+                process(buffer: buffer, size: size, isText: isText, handle: handle, limiter: &limiter)
                 buffer.clear()
             }
         } catch {
@@ -91,10 +93,10 @@ struct WebSocketConnection {
         }
     }
 
-    private func process(buffer: ByteBuffer, size: Int, isText: Bool, handle: ClientHandle, limiter: inout RateLimiter) async {
+    private func process(buffer: ByteBuffer, size: Int, isText: Bool, handle: ClientHandle, limiter: inout RateLimiter) {
         guard limiter.allow() else {
             if limiter.shouldWarn() {
-                await hub.fail(
+                hub.fail(
                     handle, .rateLimited,
                     "too many messages: this connection may send \(Int(configuration.rateLimitPerSecond)) per second (bursts of \(Int(configuration.rateLimitBurst))); messages are being dropped, slow down"
                 )
@@ -104,23 +106,49 @@ struct WebSocketConnection {
             return
         }
         guard size <= configuration.maxMessageBytes else {
-            await hub.fail(
+            hub.fail(
                 handle, .tooLarge,
                 "the message is \(size) bytes; this server accepts at most \(configuration.maxMessageBytes): send smaller messages (one SDP or candidate each)"
             )
             return
         }
         guard isText else {
-            await hub.fail(handle, .badJSON, "binary frames are not accepted: send each message as JSON in a text frame")
+            hub.fail(handle, .badJSON, "binary frames are not accepted: send each message as JSON in a text frame")
             return
         }
+        if relayRaw(buffer, from: handle) { return }
         let message: ClientMessage
         do {
             message = try ClientMessage.parse(buffer.readableBytesView)
         } catch {
-            await hub.fail(handle, error.code, error.message)
+            hub.fail(handle, error.code, error.message)
             return
         }
-        await hub.handle(message, from: handle)
+        hub.handle(message, from: handle)
+    }
+
+    /// Relays an offer, answer or candidate that ``RelayEnvelope`` recognizes: the outgoing frame is the
+    /// type, the sender's id as `from`, and the payload's bytes as they came, with no decoding or encoding.
+    /// False when the message needs the full parser (which also reports any error).
+    private func relayRaw(_ buffer: ByteBuffer, from handle: ClientHandle) -> Bool {
+        buffer.withUnsafeReadableBytes { bytes in
+            guard let envelope = RelayEnvelope.recognize(bytes) else { return false }
+            let payload = UnsafeRawBufferPointer(rebasing: bytes[envelope.payload])
+            let type = envelope.kind.rawValue
+            let field = envelope.kind.payloadField
+            var frame = ByteBuffer()
+            frame.reserveCapacity(payload.count + handle.quotedID.count + 2 * type.utf8.count + 32)
+            frame.writeString(#"{"type":""#)
+            frame.writeString(type)
+            frame.writeString(#"","from":"#)
+            frame.writeBytes(handle.quotedID)
+            frame.writeString(#",""#)
+            frame.writeString(field)
+            frame.writeString(#"":"#)
+            frame.writeBytes(payload)
+            frame.writeString("}")
+            hub.relay(envelope.kind, to: envelope.to, frame: frame, from: handle)
+            return true
+        }
     }
 }

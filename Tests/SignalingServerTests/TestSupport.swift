@@ -199,14 +199,18 @@ final class WSPeer: Sendable {
     /// The next message of `type`, skipping others (such as `online-users`).
     @discardableResult
     func next(_ type: String, timeout: Duration = .seconds(20)) async throws -> ServerMessage {
+        try ServerMessage.decode(try await nextText(type, timeout: timeout))
+    }
+
+    /// The next message of `type` as the text frame the server sent.
+    func nextText(_ type: String, timeout: Duration = .seconds(20)) async throws -> String {
         let deadline = ContinuousClock.now + timeout
         while true {
             let left = deadline - ContinuousClock.now
             guard left > .zero, let text = await inbox.next(timeout: left) else {
                 throw TestTimeout(description: "\(id) got no \(type) within \(timeout)")
             }
-            let message = try ServerMessage.decode(text)
-            if message.type == type { return message }
+            if try ServerMessage.decode(text).type == type { return text }
         }
     }
 

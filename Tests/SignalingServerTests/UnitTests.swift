@@ -102,4 +102,13 @@ struct BuildingBlockTests {
         configuration.maxMessageBytes = 4 << 20
         #expect(configuration.webSocketMaxFrameSize > configuration.maxMessageBytes)
     }
+
+    @Test("presence is coalesced over 50 ms up to 100 users, then longer with more users, at most 250 ms")
+    func presenceInterval() {
+        #expect(SignalingHub.presenceInterval(visibleUsers: 0) == .milliseconds(50))
+        #expect(SignalingHub.presenceInterval(visibleUsers: 100) == .milliseconds(50))
+        #expect(SignalingHub.presenceInterval(visibleUsers: 300) == .milliseconds(150))
+        #expect(SignalingHub.presenceInterval(visibleUsers: 500) == .milliseconds(250))
+        #expect(SignalingHub.presenceInterval(visibleUsers: 5_000) == .milliseconds(250))
+    }
 }
