@@ -27,9 +27,14 @@ final class RawWebSocket: @unchecked Sendable {
     }
 
     /// Opens `ws://127.0.0.1:PORT/PATH` and reads the `welcome`.
-    static func connect(port: Int, path: String) async throws -> RawWebSocket {
+    /// `receiveBuffer` fixes the socket's receive buffer (bytes), which otherwise grows to tens of MB on
+    /// loopback: a test of a client that never reads fills the server's queue sooner with a small one.
+    static func connect(port: Int, path: String, receiveBuffer: Int32? = nil) async throws -> RawWebSocket {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw TestTimeout(description: "socket() failed: \(errno)") }
+        if var size = receiveBuffer {
+            _ = setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
+        }
         let socket = RawWebSocket(fd: fd)
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)

@@ -93,15 +93,16 @@ extension ServerTests {
                 $0.resumeGrace = .zero
             }) { server in
                 let sender = try await server.connect()
-                let stuck = try await RawWebSocket.connect(port: server.port, path: "/ws")
+                let stuck = try await RawWebSocket.connect(port: server.port, path: "/ws", receiveBuffer: 4096)
                 _ = try await sender.join("stuck")
                 try stuck.send(.joinRoom(roomId: "stuck", name: nil, capacity: nil))
                 _ = try await stuck.next("room-joined")
                 _ = try await sender.next("user-joined")
-                // Enough to fill the socket's buffers and then the server's queue for the reader that never reads.
-                let sdpText = String(repeating: "a=x\\r\\n", count: 5_000)
+                // Enough to fill the socket's buffers (the server's send buffer grows to 4 MB; the reader's is fixed
+                // small) and then the server's queue for the reader that never reads: 4,048 frames of 4 KB.
+                let sdpText = String(repeating: "a=x\\r\\n", count: 600)
                 let frame = #"{"type":"offer","to":"\#(stuck.id)","offer":{"type":"offer","sdp":"\#(sdpText)"}}"#
-                for _ in 0..<(ClientHandle.queueLimit + 1_000) {
+                for _ in 0..<(ClientHandle.queueLimit + 2_000) {
                     try await sender.sendRaw(frame)
                 }
                 #expect(try await sender.next("user-disconnected", timeout: .seconds(20)) == .userDisconnected(from: stuck.id))
