@@ -36,7 +36,13 @@ public final class MediaInput: Sendable {
         public var keyframeIntervalSeconds = 3
         /// vp8enc's speed/quality trade-off (0…16; higher is faster).
         public var cpuUsed = 8
-        public var encoderThreads = max(1, min(4, ProcessInfo.processInfo.activeProcessorCount))
+        /// vp8enc's threads. One below four cores: libvpx's threads wait for each other by spinning, so on a
+        /// 2-core machine that is also busy with anything else (a browser, the peers' DTLS and SRTP, a
+        /// recording) a frame now and then took 300–700 ms instead of 5 (p95 126–310 ms with two threads,
+        /// 22–39 ms with one, measured while peers joined). Those stalls froze every peer's video and held
+        /// back the keyframe a joining peer waits for. One thread encodes 720p in about 4 ms a frame.
+        public var encoderThreads = ProcessInfo.processInfo.activeProcessorCount >= 4
+            ? min(4, ProcessInfo.processInfo.activeProcessorCount / 2) : 1
         /// Opus's bitrate, in bits per second.
         public var audioBitrate = 64_000
         /// How long a swapped-in source may take to deliver its first buffer before the swap is rolled back.

@@ -39,7 +39,7 @@ struct Senders: AsyncParsableCommand {
         let video = try pipeline.addChain("""
             videotestsrc is-live=true pattern=smpte horizontal-speed=8 ! video/x-raw,format=I420,width=1280,height=720,framerate=30/1 \
             ! vp8enc name=senders-vp8enc deadline=1 cpu-used=16 end-usage=cbr target-bitrate=1500000 keyframe-max-dist=90 \
-              lag-in-frames=0 error-resilient=partitions threads=2 ! tee name=senders-video-tee allow-not-linked=true
+              lag-in-frames=0 error-resilient=partitions threads=1 ! tee name=senders-video-tee allow-not-linked=true
             """)
         let audio = try pipeline.addChain("""
             audiotestsrc is-live=true wave=silence ! audio/x-raw,format=S16LE,layout=interleaved,rate=48000,channels=2 \
