@@ -62,6 +62,9 @@ public actor WebRTCPeer {
     private let ownsPipeline: Bool
     private let logger: Logger
     private var signalConnections: [SignalConnection] = []
+    /// webrtcbin's internal rtpbin and the handler on it (see `connectJitterBufferSetup`).
+    private let rtpbin: Element?
+    private var rtpbinConnection: SignalConnection?
     private var tracks: [SendTrack] = []
     private var remoteDescriptionApplied = false
     private var remoteSummary: SDPSummary?
@@ -90,7 +93,9 @@ public actor WebRTCPeer {
         // Sender reports map RTP time to the capture time of the media, not to when it left: video leaves
         // later than audio (encoding takes longer), and a far side that aligns the two by send time (as
         // GStreamer receivers, recorders included, do) would play or record the video that much late.
-        if ProcessInfo.processInfo.environment["VCALL_SEND_TIME_SR"] == nil { try webrtc.child(named: "rtpbin")?.set("rtcp-sync-send-time", false) }
+        let rtpbin = webrtc.child(named: "rtpbin")
+        self.rtpbin = rtpbin
+        if ProcessInfo.processInfo.environment["VCALL_SEND_TIME_SR"] == nil { try rtpbin?.set("rtcp-sync-send-time", false) }
         for server in configuration.iceServers {
             for (isTURN, url) in server.webrtcbinURLs {
                 if isTURN {
@@ -102,6 +107,11 @@ public actor WebRTCPeer {
         }
         try self.pipeline.add(webrtc)
         signalConnections = try Self.connectSignals(webrtc, shared: shared, continuation: continuation, logger: logger)
+        if let rtpbin {
+            rtpbinConnection = try Self.connectJitterBufferSetup(rtpbin, shared: shared, logger: logger)
+        } else {
+            logger.warning("webrtcbin has no rtpbin: lost video packets will not be retransmitted")
+        }
         if ownsPipeline {
             try self.pipeline.setState(.playing)
         } else {
@@ -173,6 +183,29 @@ public actor WebRTCPeer {
             })
         }
         return connections
+    }
+
+    /// Turns retransmission requests (NACK) on in each receiving jitterbuffer whose stream negotiated them.
+    ///
+    /// webrtcbin 1.22 means to do this itself from the transceiver's `do-nack`, but its handler
+    /// (`jitter_buffer_set_retransmission`) visits every SSRC of the bundle, not only the new jitterbuffer's,
+    /// and sets `do-retransmission` once per SSRC: the last one wins. With audio after video in the
+    /// bundle, the video jitterbuffer ends with `do-retransmission=false`, lost packets are never asked
+    /// for, and every loss costs a keyframe. This handler runs after webrtcbin's (connected later) and sets
+    /// the value the jitterbuffer's own stream calls for, from the remote description's `a=ssrc` lines.
+    private static func connectJitterBufferSetup(_ rtpbin: Element, shared: SharedState, logger: Logger) throws -> SignalConnection {
+        try rtpbin.connect("new-jitterbuffer") { arguments in
+            // (jitterbuffer, session, ssrc)
+            guard arguments.count == 3, let jitterbuffer = arguments[0].objectValue,
+                  let ssrc = arguments[2].uintValue.flatMap({ UInt32(exactly: $0) }) else { return nil }
+            guard let retransmit = shared.retransmission(forRemoteSSRC: ssrc) else {
+                logger.debug("jitterbuffer for SSRC \(ssrc), which the remote description does not announce: left as webrtcbin set it")
+                return nil
+            }
+            try? jitterbuffer.set("do-retransmission", retransmit)
+            logger.debug("jitterbuffer for SSRC \(ssrc): retransmission requests \(retransmit ? "on" : "off")")
+            return nil
+        }
     }
 
     // MARK: Tracks
@@ -252,6 +285,7 @@ public actor WebRTCPeer {
             // Payload types must match the offer's, or webrtcbin answers receive-only for that track.
             try linkPendingTracks(matching: summary)
         }
+        shared.setRemoteRetransmissions(Self.retransmissions(in: summary))
         let boxed = try Self.boxed(description)
         _ = try await request("set-remote-description", .boxed(boxed))
         remoteSummary = summary
@@ -335,6 +369,8 @@ public actor WebRTCPeer {
         isClosed = true
         for connection in signalConnections { webrtc.disconnect(connection) }
         signalConnections.removeAll()
+        if let rtpbin, let rtpbinConnection { rtpbin.disconnect(rtpbinConnection) }
+        rtpbinConnection = nil
         // Stopping webrtcbin first flushes its sink pads, releasing any branch thread that webrtcbin
         // holds blocked (it blocks media until negotiation completes); only then can the branches stop.
         _ = try? webrtc.setState(.null)
@@ -350,6 +386,18 @@ public actor WebRTCPeer {
     }
 
     // MARK: Helpers
+
+    /// Whether a receiving jitterbuffer should ask for retransmissions, by the SSRCs a remote description
+    /// announces: yes for video whose m-line negotiated generic NACK (every video transceiver here sets
+    /// `do-nack`), no for audio (no transceiver asks for NACK there).
+    static func retransmissions(in summary: SDPSummary) -> [UInt32: Bool] {
+        var result: [UInt32: Bool] = [:]
+        for media in summary.media {
+            let retransmit = media.kind == MediaKind.video.rawValue && !media.nackPayloadTypes.isEmpty
+            for ssrc in media.ssrcs { result[ssrc] = retransmit }
+        }
+        return result
+    }
 
     /// Far longer than any answer takes (milliseconds; the first offer's certificate under a second).
     public static let requestTimeout: Duration = .seconds(10)
@@ -422,6 +470,7 @@ final class SharedState: Sendable {
     private struct Inner {
         var localMids: [String?] = []
         var states: [String: String] = [:]
+        var remoteRetransmissions: [UInt32: Bool] = [:]
     }
     private let inner = Mutex(Inner())
     let counters = TrafficCounters()
@@ -432,6 +481,12 @@ final class SharedState: Sendable {
     func localMid(at index: Int) -> String? {
         inner.withLock { index < $0.localMids.count ? $0.localMids[index] : nil }
     }
+
+    /// Whether the jitterbuffer of a remote SSRC asks for retransmissions, by the latest remote description.
+    func setRemoteRetransmissions(_ retransmissions: [UInt32: Bool]) { inner.withLock { $0.remoteRetransmissions = retransmissions } }
+
+    /// nil for an SSRC the remote description does not announce.
+    func retransmission(forRemoteSSRC ssrc: UInt32) -> Bool? { inner.withLock { $0.remoteRetransmissions[ssrc] } }
 
     /// Records a state; false if it is the value already reported.
     func changeState(_ property: String, to value: String) -> Bool {
