@@ -1,4 +1,5 @@
-/// What the peer needs to know of an SDP: per m-line its kind, mid and payload types by codec.
+/// What the peer needs to know of an SDP: per m-line its kind, mid, payload types by codec, the SSRCs
+/// it announces and whether it takes NACK feedback.
 /// Parsed in Swift because only these few lines matter and the text form is stable (RFC 8866).
 struct SDPSummary: Sendable, Equatable {
     struct Media: Sendable, Equatable {
@@ -9,6 +10,10 @@ struct SDPSummary: Sendable, Equatable {
         /// Encoding name (upper-cased) and clock rate by payload type, from `a=rtpmap`.
         var encodings: [Int: (name: String, clockRate: Int)]
         var direction: String
+        /// The SSRCs its `a=ssrc` lines announce (the media stream's and its RTX stream's).
+        var ssrcs: Set<UInt32> = []
+        /// Payload types with generic NACK feedback (`a=rtcp-fb:96 nack`, not `nack pli`).
+        var nackPayloadTypes: Set<Int> = []
 
         static func == (lhs: Media, rhs: Media) -> Bool {
             lhs.kind == rhs.kind && lhs.mid == rhs.mid && lhs.payloadTypes == rhs.payloadTypes && lhs.direction == rhs.direction
@@ -44,6 +49,21 @@ struct SDPSummary: Sendable, Equatable {
                         let codec = fields[1].split(separator: "/")
                         media[index].encodings[payloadType] = (codec.first.map { $0.uppercased() } ?? "",
                                                                 codec.count > 1 ? Int(codec[1]) ?? 0 : 0)
+                    }
+                } else if attribute.hasPrefix("ssrc:") {
+                    // a=ssrc:317772607 cname:user@host
+                    if let ssrc = attribute.dropFirst(5).split(separator: " ").first.flatMap({ UInt32($0) }) {
+                        media[index].ssrcs.insert(ssrc)
+                    }
+                } else if attribute.hasPrefix("rtcp-fb:") {
+                    // a=rtcp-fb:96 nack (generic NACK); "a=rtcp-fb:96 nack pli" is a keyframe request instead.
+                    let fields = attribute.dropFirst(8).split(separator: " ")
+                    if fields.count == 2, fields[1] == "nack" {
+                        if fields[0] == "*" {
+                            media[index].nackPayloadTypes.formUnion(media[index].payloadTypes)
+                        } else if let payloadType = Int(fields[0]) {
+                            media[index].nackPayloadTypes.insert(payloadType)
+                        }
                     }
                 } else if ["sendrecv", "sendonly", "recvonly", "inactive"].contains(String(attribute)) {
                     media[index].direction = String(attribute)

@@ -62,7 +62,9 @@ public actor WebRTCPeer {
     private let ownsPipeline: Bool
     private let logger: Logger
     private var signalConnections: [SignalConnection] = []
-    private var jitterbufferConnection: (rtpbin: Element, connection: SignalConnection)?
+    /// webrtcbin's internal rtpbin and the handler on it (see `connectJitterBufferSetup`).
+    private let rtpbin: Element?
+    private var rtpbinConnection: SignalConnection?
     private var tracks: [SendTrack] = []
     private var remoteDescriptionApplied = false
     private var remoteSummary: SDPSummary?
@@ -92,6 +94,7 @@ public actor WebRTCPeer {
         // later than audio (encoding takes longer), and a far side that aligns the two by send time (as
         // GStreamer receivers, recorders included, do) would play or record the video that much late.
         let rtpbin = webrtc.child(named: "rtpbin")
+        self.rtpbin = rtpbin
         if ProcessInfo.processInfo.environment["VCALL_SEND_TIME_SR"] == nil { try rtpbin?.set("rtcp-sync-send-time", false) }
         for server in configuration.iceServers {
             for (isTURN, url) in server.webrtcbinURLs {
@@ -105,16 +108,9 @@ public actor WebRTCPeer {
         try self.pipeline.add(webrtc)
         signalConnections = try Self.connectSignals(webrtc, shared: shared, continuation: continuation, logger: logger)
         if let rtpbin {
-            jitterbufferConnection = (rtpbin, try rtpbin.connect("new-jitterbuffer") { arguments in
-                // A jitterbuffer holds a stream's first packet for its whole latency, to learn the reordering,
-                // before it lets anything out: 200 ms more before the first picture or recorded keyframe.
-                // Faststart lets a clean start (packets in sequence) through at once; losses and reordering
-                // later on still get the full latency, so NACK recovery keeps its time.
-                if let jitterbuffer = arguments.first?.objectValue {
-                    try? jitterbuffer.set("faststart-min-packets", Self.faststartPackets)
-                }
-                return nil
-            })
+            rtpbinConnection = try Self.connectJitterBufferSetup(rtpbin, shared: shared, logger: logger)
+        } else {
+            logger.warning("webrtcbin has no rtpbin: lost video packets will not be retransmitted")
         }
         if ownsPipeline {
             try self.pipeline.setState(.playing)
@@ -166,6 +162,8 @@ public actor WebRTCPeer {
                     shared.sendGate.open()
                     return nil
                 }
+            case "rtpsession":
+                try? element.set("rtcp-fraction", WebRTCPeer.rtcpBandwidth)
             default:
                 break
             }
@@ -199,6 +197,44 @@ public actor WebRTCPeer {
             })
         }
         return connections
+    }
+
+    /// The RTCP bandwidth of each RTP session, in bits per second: RFC 3550's 5 % of a 2 Mbit/s call.
+    ///
+    /// NACKs and keyframe requests travel in RTCP, and an AVPF session sends feedback early only once per
+    /// regular RTCP interval (RFC 4585 3.5.2); other requests wait for the next regular report, and a NACK
+    /// whose packet is due before then is dropped. rtpsession derives that interval from the RTCP bandwidth,
+    /// by default 5 % of the RTP bandwidth it measures (a few hundred kbit/s here), giving 0.2–0.4 s between
+    /// reports, longer than a 200 ms jitterbuffer waits: most NACKs went late or never. At 100 kbit/s a
+    /// receiver of video, RTX and audio reports every ~30 ms (about 25 kbit/s of RTCP), so NACKs leave in time.
+    static let rtcpBandwidth: Double = 100_000
+
+    /// Turns retransmission requests (NACK) on in each receiving jitterbuffer whose stream negotiated them.
+    ///
+    /// webrtcbin 1.22 means to do this itself from the transceiver's `do-nack`, but its handler
+    /// (`jitter_buffer_set_retransmission`) visits every SSRC of the bundle, not only the new jitterbuffer's,
+    /// and sets `do-retransmission` once per SSRC: the last one wins. With audio after video in the
+    /// bundle, the video jitterbuffer ends with `do-retransmission=false`, lost packets are never asked
+    /// for, and every loss costs a keyframe. This handler runs after webrtcbin's (connected later) and sets
+    /// the value the jitterbuffer's own stream calls for, from the remote description's `a=ssrc` lines.
+    private static func connectJitterBufferSetup(_ rtpbin: Element, shared: SharedState, logger: Logger) throws -> SignalConnection {
+        try rtpbin.connect("new-jitterbuffer") { arguments in
+            // (jitterbuffer, session, ssrc)
+            guard arguments.count == 3, let jitterbuffer = arguments[0].objectValue,
+                  let ssrc = arguments[2].uintValue.flatMap({ UInt32(exactly: $0) }) else { return nil }
+            // A jitterbuffer holds a stream's first packet for its whole latency, to learn the reordering,
+            // before it lets anything out: 200 ms more before the first picture or recorded keyframe.
+            // Faststart lets a clean start (packets in sequence) through at once; losses and reordering
+            // later on still get the full latency, so NACK recovery keeps its time.
+            try? jitterbuffer.set("faststart-min-packets", Self.faststartPackets)
+            guard let retransmit = shared.retransmission(forRemoteSSRC: ssrc) else {
+                logger.debug("jitterbuffer for SSRC \(ssrc), which the remote description does not announce: left as webrtcbin set it")
+                return nil
+            }
+            try? jitterbuffer.set("do-retransmission", retransmit)
+            logger.debug("jitterbuffer for SSRC \(ssrc): retransmission requests \(retransmit ? "on" : "off")")
+            return nil
+        }
     }
 
     // MARK: Tracks
@@ -278,6 +314,7 @@ public actor WebRTCPeer {
             // Payload types must match the offer's, or webrtcbin answers receive-only for that track.
             try linkPendingTracks(matching: summary)
         }
+        shared.setRemoteRetransmissions(Self.retransmissions(in: summary))
         let boxed = try Self.boxed(description)
         _ = try await request("set-remote-description", .boxed(boxed))
         remoteSummary = summary
@@ -364,8 +401,8 @@ public actor WebRTCPeer {
         isClosed = true
         for connection in signalConnections { webrtc.disconnect(connection) }
         signalConnections.removeAll()
-        if let (rtpbin, connection) = jitterbufferConnection { rtpbin.disconnect(connection) }
-        jitterbufferConnection = nil
+        if let rtpbin, let rtpbinConnection { rtpbin.disconnect(rtpbinConnection) }
+        rtpbinConnection = nil
         // Stopping webrtcbin first flushes its sink pads, releasing any branch thread that webrtcbin
         // holds blocked (it blocks media until negotiation completes); only then can the branches stop.
         _ = try? webrtc.setState(.null)
@@ -381,6 +418,18 @@ public actor WebRTCPeer {
     }
 
     // MARK: Helpers
+
+    /// Whether a receiving jitterbuffer should ask for retransmissions, by the SSRCs a remote description
+    /// announces: yes for video whose m-line negotiated generic NACK (every video transceiver here sets
+    /// `do-nack`), no for audio (no transceiver asks for NACK there).
+    static func retransmissions(in summary: SDPSummary) -> [UInt32: Bool] {
+        var result: [UInt32: Bool] = [:]
+        for media in summary.media {
+            let retransmit = media.kind == MediaKind.video.rawValue && !media.nackPayloadTypes.isEmpty
+            for ssrc in media.ssrcs { result[ssrc] = retransmit }
+        }
+        return result
+    }
 
     /// Far longer than any answer takes (milliseconds; the first offer's certificate under a second).
     public static let requestTimeout: Duration = .seconds(10)
@@ -453,6 +502,7 @@ final class SharedState: Sendable {
     private struct Inner {
         var localMids: [String?] = []
         var states: [String: String] = [:]
+        var remoteRetransmissions: [UInt32: Bool] = [:]
     }
     private let inner = Mutex(Inner())
     let counters = TrafficCounters()
@@ -463,6 +513,12 @@ final class SharedState: Sendable {
     func localMid(at index: Int) -> String? {
         inner.withLock { index < $0.localMids.count ? $0.localMids[index] : nil }
     }
+
+    /// Whether the jitterbuffer of a remote SSRC asks for retransmissions, by the latest remote description.
+    func setRemoteRetransmissions(_ retransmissions: [UInt32: Bool]) { inner.withLock { $0.remoteRetransmissions = retransmissions } }
+
+    /// nil for an SSRC the remote description does not announce.
+    func retransmission(forRemoteSSRC ssrc: UInt32) -> Bool? { inner.withLock { $0.remoteRetransmissions[ssrc] } }
 
     /// Records a state; false if it is the value already reported.
     func changeState(_ property: String, to value: String) -> Bool {

@@ -37,6 +37,43 @@ struct WebRTCPeerTests {
         await call.close()
     }
 
+    /// webrtcbin 1.22 negotiates NACK and RTX for a video transceiver with `do-nack`, but sets the receiving
+    /// jitterbuffer's `do-retransmission` from whichever bundled stream it visits last (audio): without
+    /// WebRTCPeer's own handler, lost video packets are never asked for and each loss waits for a keyframe.
+    @Test("video negotiates NACK and RTX in offer and answer, and its receiving jitterbuffer asks for retransmissions; audio's does not")
+    func videoAsksForRetransmissions() async throws {
+        var options = LoopbackCall.Options()
+        options.name = "nack"
+        let call = try await LoopbackCall.start(options: options)
+        _ = try await call.waitUntilConnected(timeout: .seconds(15))
+        try await expectFrames(call, video: 10, audio: 10)
+        let offer = try #require(await call.sender.localDescription)
+        let answer = try #require(await call.receiver.localDescription)
+        for (role, description) in [("offer", offer), ("answer", answer)] {
+            let summary = SDPSummary(description.sdp)
+            let video = try #require(summary.media.first { $0.kind == "video" }, "\(role) has no video")
+            let vp8 = try #require(video.payloadType(for: "VP8"), "\(role) has no VP8")
+            #expect(video.nackPayloadTypes.contains(vp8), "\(role): no a=rtcp-fb:\(vp8) nack")
+            #expect(description.sdp.contains(" rtx/90000") && description.sdp.contains("apt=\(vp8)"), "\(role): no RTX for VP8")
+            let audio = try #require(summary.media.first { $0.kind == "audio" }, "\(role) has no audio")
+            #expect(audio.nackPayloadTypes.isEmpty, "\(role): NACK on audio")
+        }
+        // The sender's SSRCs by kind, from its offer's a=ssrc lines.
+        let sent = SDPSummary(offer.sdp).media
+        func kind(ofSSRC ssrc: UInt32) -> String? { sent.first { $0.ssrcs.contains(ssrc) }?.kind }
+        let rtpbin = try #require(call.receiver.webrtc.child(named: "rtpbin") as? Bin)
+        var retransmission: [String: Bool] = [:]
+        for jitterbuffer in rtpbin.children where jitterbuffer.factoryName == "rtpjitterbuffer" {
+            // rtpbin links each jitterbuffer behind its SSRC's demuxer pad, src_<ssrc>.
+            let demuxerPad = try #require(jitterbuffer.staticPad("sink")?.peer?.name)
+            let ssrc = try #require(UInt32(demuxerPad.dropFirst("src_".count)), "jitterbuffer behind \(demuxerPad)")
+            let streamKind = try #require(kind(ofSSRC: ssrc), "SSRC \(ssrc) is not in the offer")
+            retransmission[streamKind] = try jitterbuffer.get("do-retransmission").boolValue
+        }
+        #expect(retransmission == ["video": true, "audio": false])
+        await call.close()
+    }
+
     @Test("candidates delivered before the remote description, shuffled and delayed, still connect")
     func earlyShuffledCandidates() async throws {
         var options = LoopbackCall.Options()

@@ -42,13 +42,14 @@ struct WireFormatTests {
         #expect(servers[1].webrtcbinURLs.first?.url == "turn://bob:p%40ss%20word@turn.example.org:3478?transport=udp")
     }
 
-    @Test("an SDP summary finds m-lines, mids, payload types and directions")
+    @Test("an SDP summary finds m-lines, mids, payload types, directions, SSRCs and NACK feedback")
     func sdpSummary() {
         let sdp = [
             "v=0", "o=- 1 2 IN IP4 127.0.0.1", "s=-", "t=0 0", "a=group:BUNDLE 0 1",
             "m=audio 9 UDP/TLS/RTP/SAVPF 111 63 9", "a=mid:0", "a=sendrecv", "a=rtpmap:111 opus/48000/2", "a=rtpmap:9 G722/8000",
             "m=video 9 UDP/TLS/RTP/SAVPF 96 97 102", "a=mid:1", "a=recvonly", "a=rtpmap:96 VP8/90000", "a=rtpmap:97 rtx/90000",
-            "a=rtpmap:102 H264/90000", "",
+            "a=rtpmap:102 H264/90000", "a=rtcp-fb:96 nack", "a=rtcp-fb:96 nack pli", "a=rtcp-fb:102 nack pli",
+            "a=ssrc-group:FID 317772607 143411699", "a=ssrc:317772607 cname:a@b", "a=ssrc:143411699 cname:a@b", "",
         ].joined(separator: "\r\n")
         let summary = SDPSummary(sdp)
         #expect(summary.media.map(\.kind) == ["audio", "video"])
@@ -57,5 +58,9 @@ struct WireFormatTests {
         #expect(summary.firstPayloadType(kind: "video", encodingName: "vp8")?.payloadType == 96)
         #expect(summary.firstPayloadType(kind: "video", encodingName: "VP9") == nil)
         #expect(summary.media[1].direction == "recvonly")
+        #expect(summary.media[1].ssrcs == [317772607, 143411699])
+        #expect(summary.media[1].nackPayloadTypes == [96], "only generic NACK counts, not nack pli")
+        #expect(summary.media[0].ssrcs.isEmpty && summary.media[0].nackPayloadTypes.isEmpty)
+        #expect(WebRTCPeer.retransmissions(in: summary) == [317772607: true, 143411699: true])
     }
 }

@@ -168,10 +168,21 @@ def video_packets(path: Path) -> list[tuple[float, bool]]:
 
 def decodes_cleanly(path: Path) -> str:
     """Decodes every frame with ffmpeg; returns the decoders' errors (empty when every frame decoded).
-    Lines from ffmpeg's null output muxer are not decoding errors and are left out."""
+    Lines from ffmpeg's null output muxer are not decoding errors and are left out, and so are ffmpeg's
+    "Last message repeated N times" after one of them."""
     out = subprocess.run(["ffmpeg", "-v", "error", "-i", str(path), "-f", "null", "-"],
                          capture_output=True, text=True, timeout=120)
-    return "\n".join(line for line in out.stderr.splitlines() if line.strip() and not line.startswith("[null @"))
+    errors: list[str] = []
+    muxer_line = False
+    for line in out.stderr.splitlines():
+        if line.startswith("[null @"):
+            muxer_line = True
+        elif line.strip().startswith("Last message repeated") and muxer_line:
+            pass
+        elif line.strip():
+            muxer_line = False
+            errors.append(line)
+    return "\n".join(errors)
 
 
 def recordings(directory: Path) -> list[Path]:

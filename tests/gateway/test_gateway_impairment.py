@@ -1,7 +1,7 @@
 """A minute of a call over a lossy, jittery path (5 % loss, 30–100 ms delay each way, in user space:
-tests/gateway/impairment_relay.py), recorded by the far side: the file holds no undecodable frame
-(NACK retransmissions and keyframe requests recover) and its report lists the gaps. Slow (about 80 s):
-run by scripts/faults, not by scripts/test.
+tests/gateway/impairment_relay.py), recorded by the far side: the file holds no undecodable frame, NACK
+retransmissions repair nearly all of the loss (keyframe requests the rest) and the report lists the gaps.
+Slow (about 80 s): run by scripts/faults, not by scripts/test.
 
 Four network namespaces, none forwarding; the recorder's only way out is the impairing relay in R:
 
@@ -25,7 +25,10 @@ from gateway_harness import decodes_cleanly, video_packets
 from test_gateway_turn import NamespacedProcess, RelayedCall, network_namespaces
 
 pytestmark = pytest.mark.faults
-LATENCY: list[str] = []  # the recorder's --latency; 400 recovered no more than the default 200 here
+# The recorder's --latency. A retransmission takes detection + NACK + resend, one to two round trips of
+# 60–200 ms here, so 200 ms (the default) lets through only part of them (76–82 % of frames recorded);
+# a recorder can afford to wait longer.
+LATENCY: list[str] = ["--latency", "400"]
 RELAY = Path(__file__).resolve().parent / "impairment_relay.py"
 
 
@@ -63,16 +66,21 @@ def test_a_minute_at_5_percent_loss_and_30_to_100_ms_jitter_records_only_decodab
         packets = video_packets(path)
         errors = decodes_cleanly(path)
         report = json.loads(path.with_suffix(".json").read_text())
-        print(f"\n{relay.text().splitlines()[-1]}\nrecorded {report['duration']:.1f} s, {report['videoFrames']} frames, "
-              f"{report['keyframes']} keyframes, gaps {report['videoGaps']}")
+        sent = re.findall(r"media with recorder: sent (\d+) video frames", call.sender.text())
+        assert sent, call.sender.text()[-3000:]
+        sent_frames = int(sent[-1])
+        print(f"\n{relay.text().splitlines()[-1]}\nsent {sent_frames} frames; recorded {report['duration']:.1f} s, "
+              f"{report['videoFrames']} frames ({report['videoFrames'] / sent_frames:.0%}), {report['keyframes']} keyframes, "
+              f"{len(report['videoGaps'])} gaps {[round(gap['end'] - gap['start'], 2) for gap in report['videoGaps']]}")
         assert errors == "", errors[:2000]
         assert report["duration"] > 55 and packets[0][1]
         # The report lists every stall over 0.5 s, each a real interval of the file.
         assert all(0 <= gap["start"] < gap["end"] <= report["duration"] + 0.5 for gap in report["videoGaps"]), report
-        # At 30 fps a minute holds ~1,800 frames. Measured here: ~1,050–1,160, with 11–15 stalls of
-        # 0.5–1.6 s, each ended by a keyframe: loss is concealed by keyframe requests, not yet repaired
-        # by retransmission (see the README). Most of the minute must still be there.
-        assert report["videoFrames"] > 900, report
+        # Retransmissions repair the loss: measured 94 % of the frames sent recorded, 5 stalls of 0.5–0.6 s.
+        # Without them (webrtcbin 1.22 left the video jitterbuffer's do-retransmission off, and rtpsession
+        # held NACKs back for 0.2–0.4 s): 51–66 % in 17–26 stalls of 0.5–1.3 s, each ended by a keyframe.
+        assert report["videoFrames"] >= 0.85 * sent_frames, report
+        assert len(report["videoGaps"]) <= 10, report
     finally:
         if call:
             call.stop()
