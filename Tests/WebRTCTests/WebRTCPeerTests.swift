@@ -40,7 +40,7 @@ struct WebRTCPeerTests {
     /// webrtcbin 1.22 negotiates NACK and RTX for a video transceiver with `do-nack`, but sets the receiving
     /// jitterbuffer's `do-retransmission` from whichever bundled stream it visits last (audio): without
     /// WebRTCPeer's own handler, lost video packets are never asked for and each loss waits for a keyframe.
-    @Test("video negotiates NACK and RTX in offer and answer, and its receiving jitterbuffer asks for retransmissions; audio's does not")
+    @Test("video negotiates NACK and RTX in offer and answer, and its receiving jitterbuffer asks for retransmissions; audio's does not; both start fast")
     func videoAsksForRetransmissions() async throws {
         var options = LoopbackCall.Options()
         options.name = "nack"
@@ -69,8 +69,12 @@ struct WebRTCPeerTests {
             let ssrc = try #require(UInt32(demuxerPad.dropFirst("src_".count)), "jitterbuffer behind \(demuxerPad)")
             let streamKind = try #require(kind(ofSSRC: ssrc), "SSRC \(ssrc) is not in the offer")
             retransmission[streamKind] = try jitterbuffer.get("do-retransmission").boolValue
+            // Each starts on a clean run of packets instead of holding its first one for the whole latency.
+            #expect(try jitterbuffer.get("faststart-min-packets").intValue == WebRTCPeer.faststartPackets,
+                    "\(streamKind) jitterbuffer without faststart")
         }
         #expect(retransmission == ["video": true, "audio": false])
+        #expect(WebRTCPeer.faststartPackets > 0)
         await call.close()
     }
 
