@@ -60,19 +60,40 @@ def inbound_video(page: Page, peer_id: str) -> dict:
     return stats or {"framesDecoded": 0, "frameWidth": 0, "frameHeight": 0, "bytesReceived": 0}
 
 
+# Counts the frames the tile's <video> element presents (requestVideoFrameCallback) during `ms`:
+# frames a page really shows, where decoder statistics only say that frames were decoded.
+PRESENTED_FRAMES_JS = """async ([id, ms]) => {
+    const v = document.querySelector(`.tile.remote[data-peer-id="${id}"] video`);
+    if (!v) return 0;
+    let presented = 0;
+    let watching = true;
+    const onFrame = () => { if (!watching) return; presented += 1; v.requestVideoFrameCallback(onFrame); };
+    v.requestVideoFrameCallback(onFrame);
+    await new Promise((resolve) => setTimeout(resolve, ms));
+    watching = false;
+    return presented;
+}"""
+
+
 def assert_video_playing(page: Page, peer_id: str, timeout: float = 20.0) -> dict:
-    """The remote video from `peer_id` has a size and its decoded-frame count rises between two samples."""
+    """The remote video from `peer_id` plays: within one second its element has a size and presents
+    frames (at least 3: a paused element may still present the one frame it had pending), and the
+    decoded-frame count rises."""
     deadline = time.monotonic() + timeout
     last = None
     while time.monotonic() < deadline:
-        width, height = video_element_size(page, peer_id)
         first = inbound_video(page, peer_id)
-        time.sleep(1.0)
+        presented = page.evaluate(PRESENTED_FRAMES_JS, [peer_id, 1000])
         second = inbound_video(page, peer_id)
-        last = (width, height, first, second)
-        if width > 0 and height > 0 and second["framesDecoded"] > first["framesDecoded"] > 0:
+        width, height = video_element_size(page, peer_id)
+        last = (width, height, presented, first, second)
+        if width > 0 and height > 0 and presented >= 3 and second["framesDecoded"] > first["framesDecoded"] > 0:
             return second
-    raise AssertionError(f"video from {peer_id} is not playing: videoWidth/Height, stats before/after = {last}")
+    diagnostics = page.evaluate("(id) => window.vcall.mediaDiagnostics(id)", peer_id)
+    raise AssertionError(
+        f"video from {peer_id} is not playing: videoWidth/Height, frames presented in 1 s, "
+        f"decoder stats before/after = {last}; where it stops: {diagnostics}"
+    )
 
 
 def all_videos_playing(page: Page, expected_peers: int) -> None:

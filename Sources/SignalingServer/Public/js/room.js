@@ -92,6 +92,32 @@ window.vcall = {
   },
   inboundVideo: async (id) => state.peers.get(id)?.peer.inboundVideoStats() ?? null,
   outboundVideo: async (id) => state.peers.get(id)?.peer.outboundVideoStats() ?? null,
+  /** Where a remote video stops: the transceivers, the tile's <video> element and every inbound stream. */
+  mediaDiagnostics: async (id) => {
+    const entry = state.peers.get(id);
+    if (!entry) return null;
+    const describe = (t) => t && { id: t.id, kind: t.kind, readyState: t.readyState, muted: t.muted };
+    const video = entry.tile.querySelector('video');
+    const inbound = [];
+    (await entry.peer.pc.getStats()).forEach((s) => {
+      if (s.type === 'inbound-rtp') {
+        inbound.push({ kind: s.kind, mid: s.mid, trackIdentifier: s.trackIdentifier, packetsReceived: s.packetsReceived, framesDecoded: s.framesDecoded });
+      }
+    });
+    return {
+      polite: entry.peer.polite,
+      counters: { ...entry.peer.counters },
+      transceivers: entry.peer.pc.getTransceivers().map((t) => ({
+        mid: t.mid, direction: t.direction, currentDirection: t.currentDirection, receiverTrack: describe(t.receiver.track),
+      })),
+      videoElement: {
+        readyState: video.readyState, paused: video.paused, networkState: video.networkState,
+        videoWidth: video.videoWidth, videoHeight: video.videoHeight,
+        tracks: video.srcObject ? video.srcObject.getTracks().map(describe) : null,
+      },
+      inbound,
+    };
+  },
   localMedia: () => ({
     audio: mediaState().audio,
     video: mediaState().video,
@@ -100,7 +126,7 @@ window.vcall = {
     senders: [...state.peers.values()].map(({ peer }) => peer.videoSender?.track?.label ?? null),
   }),
   dropSignaling: () => state.signaling?.simulateDrop(),
-  restartIce: (id) => state.peers.get(id)?.peer.restartIce(),
+  restartIce: (id, options) => state.peers.get(id)?.peer.restartIce(options),
   /** What the browser's own "Stop sharing" button does: the track ends and fires `ended`. */
   endScreenShareAsBrowser: () => {
     const track = state.screen;
