@@ -158,8 +158,12 @@ public actor WebRTCPeer {
                 // Media can go out once the SRTP keys are set. webrtcbin's `connected` usually says so too, but
                 // now and then (seen on a loaded 2-core machine) it stays `connecting` for good while the far side's
                 // media already arrives: a gate waiting only for it would send that peer nothing.
+                // The same holds for the state reported: keys set means the (bundled) transport is connected.
                 _ = try? element.connect("on-key-set") { _ in
                     shared.sendGate.open()
+                    if shared.markSRTPKeysSet(reporting: { continuation.yield(.connectionState(.connected)) }) {
+                        logger.debug("connection-state → connected (SRTP keys set; webrtcbin still said connecting)")
+                    }
                     return nil
                 }
             case "rtpsession":
@@ -187,11 +191,13 @@ public actor WebRTCPeer {
         for (property, make) in stateProperties {
             connections.append(try webrtc.connect("notify::\(property)") { _ in
                 guard let nick = try? weakWebRTC?.get(property).stringValue else { return nil }
-                // notify can repeat a value; each state is reported once per change.
-                guard shared.changeState(property, to: nick), let event = make(nick) else { return nil }
+                // notify can repeat a value; each state is reported once per change. A `connecting` that lags
+                // behind the SRTP keys (see on-key-set) is not a change.
+                guard let event = make(nick), shared.changeState(property, to: nick, reporting: { continuation.yield(event) }) else {
+                    return nil
+                }
                 if property == "connection-state", nick == "connected" { shared.sendGate.open() }
                 logger.debug("\(property) → \(nick)")
-                continuation.yield(event)
                 if property == "ice-gathering-state", nick == "complete" { continuation.yield(.localCandidate(nil)) }
                 return nil
             })
@@ -365,8 +371,10 @@ public actor WebRTCPeer {
             .compactMap { MediaKind(rawValue: $0.kind) })
     }
 
+    /// As last reported in `.connectionState` events: webrtcbin's state, or `connected` once the SRTP keys are set
+    /// while webrtcbin still says `connecting`.
     public var connectionState: PeerConnectionState {
-        (try? webrtc.get("connection-state").stringValue).flatMap { PeerConnectionState(rawValue: $0) } ?? .new
+        shared.state("connection-state").flatMap { PeerConnectionState(rawValue: $0) } ?? .new
     }
 
     // MARK: Stats
@@ -503,6 +511,7 @@ final class SharedState: Sendable {
         var localMids: [String?] = []
         var states: [String: String] = [:]
         var remoteRetransmissions: [UInt32: Bool] = [:]
+        var srtpKeysSet = false
     }
     private let inner = Mutex(Inner())
     let counters = TrafficCounters()
@@ -520,14 +529,39 @@ final class SharedState: Sendable {
     /// nil for an SSRC the remote description does not announce.
     func retransmission(forRemoteSSRC ssrc: UInt32) -> Bool? { inner.withLock { $0.remoteRetransmissions[ssrc] } }
 
-    /// Records a state; false if it is the value already reported.
-    func changeState(_ property: String, to value: String) -> Bool {
+    /// Records a state; false if it is the value already reported, or a connection state of `new` or `connecting`
+    /// from webrtcbin after the SRTP keys made it `connected`.
+    /// `report` runs under the lock, so events leave in the order the states were recorded.
+    func changeState(_ property: String, to value: String, reporting report: () -> Void = {}) -> Bool {
         inner.withLock { inner in
             guard inner.states[property] != value else { return false }
+            if property == "connection-state", inner.srtpKeysSet, inner.states[property] == "connected",
+               value == "new" || value == "connecting" {
+                return false
+            }
             inner.states[property] = value
+            report()
             return true
         }
     }
+
+    /// The SRTP keys are set, so the transport is connected: true if that makes the connection state `connected`
+    /// (webrtcbin had not said so yet).
+    func markSRTPKeysSet(reporting report: () -> Void) -> Bool {
+        inner.withLock { inner in
+            inner.srtpKeysSet = true
+            switch inner.states["connection-state"] {
+            case nil, "new", "connecting":
+                inner.states["connection-state"] = "connected"
+                report()
+                return true
+            default:
+                return false
+            }
+        }
+    }
+
+    func state(_ property: String) -> String? { inner.withLock { $0.states[property] } }
 }
 
 /// The DTLS certificate every `WebRTCPeer` of this process presents: ECDSA P-256, made once at start-up.
