@@ -205,25 +205,6 @@ def test_rejoins_after_the_websocket_drops(users):
         assert_video_playing(page, before[label]["peer"])
     assert not bob.evaluate(f"() => window.vcall.peers()['{before['bob']['peer']}'].awaitingReturn")
 
-def test_ice_restart_keeps_the_call(users):
-    room = new_room_id()
-    alice = users.new("alice")
-    bob = users.new("bob")
-    join(alice, room, "alice")
-    join(bob, room, "bob")
-    wait_connected(alice, 1)
-    wait_connected(bob, 1)
-    bob_id = peer_id_by_name(alice, "bob")
-    before = alice.evaluate("(id) => window.vcall.peers()[id]", bob_id)
-    alice.evaluate("(id) => window.vcall.restartIce(id)", bob_id)
-    alice.wait_for_function(
-        "([id, n]) => { const p = window.vcall.peers()[id]; return p.offersSent > n && p.signalingState === 'stable'; }",
-        arg=[bob_id, before["offersSent"]],
-    )
-    wait_connected(alice, 1)
-    assert_video_playing(alice, bob_id)
-    assert_video_playing(bob, peer_id_by_name(bob, "alice"))
-
 
 def connected_pair(users):
     """alice and bob in a new room, connected, each playing the other's video; returns (alice, bob, bob's id on
@@ -240,6 +221,19 @@ def connected_pair(users):
     for page, pid in ((alice, bob_id), (bob, alice_id)):
         assert_video_playing(page, pid)
     return alice, bob, bob_id, alice_id
+
+
+def test_ice_restart_keeps_the_call(users):
+    alice, bob, bob_id, _ = connected_pair(users)
+    before = alice.evaluate("(id) => window.vcall.peers()[id]", bob_id)
+    alice.evaluate("(id) => window.vcall.restartIce(id)", bob_id)
+    alice.wait_for_function(
+        "([id, n]) => { const p = window.vcall.peers()[id]; return p.offersSent > n && p.signalingState === 'stable'; }",
+        arg=[bob_id, before["offersSent"]],
+    )
+    wait_connected(alice, 1)
+    assert_video_playing(alice, bob_id)
+    assert_video_playing(bob, peer_id_by_name(bob, "alice"))
 
 
 def wait_stable_and_connected(page, peer_id: str) -> dict:
