@@ -17,6 +17,8 @@ let package = Package(
         .executable(name: "vcall-interop-peer", targets: ["vcall-interop-peer"]),
         .executable(name: "vcall-bench", targets: ["vcall-bench"]),
         .library(name: "GStreamer", targets: ["GStreamer"]),
+        .library(name: "WebRTCTypes", targets: ["WebRTCTypes"]),
+        .library(name: "GStreamerWebRTC", targets: ["GStreamerWebRTC"]),
         .library(name: "WebRTC", targets: ["WebRTC"]),
         .library(name: "SignalingProtocol", targets: ["SignalingProtocol"]),
         .library(name: "SignalingServer", targets: ["SignalingServer"]),
@@ -47,16 +49,30 @@ let package = Package(
             dependencies: ["CGStreamer"],
             linkerSettings: gstreamerLibraries
         ),
+        // The W3C WebRTC dictionaries (RTCSessionDescriptionInit, RTCIceCandidateInit, RTCIceServer) as Codable
+        // values: what the signaling protocol carries and what WebRTCPeer takes. No dependencies.
+        .target(name: "WebRTCTypes"),
+        // C: the DTLS certificate generator (OpenSSL's libcrypto).
+        .target(name: "CDTLSCertificate", linkerSettings: [.linkedLibrary("crypto")]),
+        // GStreamer's webrtc and sdp libraries as Swift types: session descriptions for webrtcbin, the DTLS certificate.
         .target(
-            name: "WebRTC",
-            dependencies: ["GStreamer", "CGStreamer", .product(name: "Logging", package: "swift-log")],
+            name: "GStreamerWebRTC",
+            dependencies: ["GStreamer", "CGStreamer", "CDTLSCertificate", "WebRTCTypes"],
             linkerSettings: gstreamerLibraries
         ),
-        .target(name: "SignalingProtocol"),
+        // WebRTCPeer over webrtcbin. Swift only: everything C comes through GStreamer and GStreamerWebRTC.
+        .target(
+            name: "WebRTC",
+            dependencies: ["GStreamer", "GStreamerWebRTC", "WebRTCTypes", .product(name: "Logging", package: "swift-log")]
+        ),
+        // Demo and test media: two peers calling each other in one process, test patterns and tones.
+        // Not part of the WebRTC library; the demo command, the interop peer, the benchmarks and tests use it.
+        .target(name: "WebRTCDemo", dependencies: ["WebRTC", "GStreamer", .product(name: "Logging", package: "swift-log")]),
+        .target(name: "SignalingProtocol", dependencies: ["WebRTCTypes"]),
         .target(
             name: "SignalingServer",
             dependencies: [
-                "SignalingProtocol",
+                "SignalingProtocol", "WebRTCTypes",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
                 .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
@@ -73,7 +89,7 @@ let package = Package(
         .target(
             name: "Gateway",
             dependencies: [
-                "WebRTC", "GStreamer", "SignalingProtocol",
+                "WebRTC", "WebRTCTypes", "GStreamer", "SignalingProtocol",
                 .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -82,7 +98,7 @@ let package = Package(
         .executableTarget(
             name: "vcall-server",
             dependencies: [
-                "SignalingServer",
+                "SignalingServer", "WebRTCTypes",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -90,7 +106,7 @@ let package = Package(
         .executableTarget(
             name: "vcall-gateway",
             dependencies: [
-                "Gateway", "SignalingServer", "WebRTC", "GStreamer",
+                "Gateway", "SignalingServer", "WebRTC", "WebRTCDemo", "WebRTCTypes", "GStreamer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -100,7 +116,7 @@ let package = Package(
         .executableTarget(
             name: "vcall-interop-peer",
             dependencies: [
-                "WebRTC", "GStreamer",
+                "WebRTC", "WebRTCDemo", "WebRTCTypes", "GStreamer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -109,7 +125,7 @@ let package = Package(
         .executableTarget(
             name: "vcall-bench",
             dependencies: [
-                "WebRTC", "GStreamer", "Gateway",
+                "WebRTC", "WebRTCDemo", "GStreamer", "Gateway",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 // The signaling benchmark's clients, written on NIO's WebSocket pipeline.
@@ -121,13 +137,14 @@ let package = Package(
             ]
         ),
         .testTarget(name: "GStreamerTests", dependencies: ["GStreamer", "vcall-bench"]),
-        .testTarget(name: "WebRTCTests", dependencies: ["WebRTC", "GStreamer"]),
-        .testTarget(name: "SignalingProtocolTests", dependencies: ["SignalingProtocol"]),
-        .testTarget(name: "GatewayTests", dependencies: ["Gateway", "WebRTC", "GStreamer", "SignalingServer", "SignalingProtocol"]),
+        .testTarget(name: "GStreamerWebRTCTests", dependencies: ["GStreamerWebRTC", "GStreamer", "WebRTCTypes"]),
+        .testTarget(name: "WebRTCTests", dependencies: ["WebRTC", "WebRTCDemo", "WebRTCTypes", "GStreamerWebRTC", "GStreamer", "SignalingProtocol"]),
+        .testTarget(name: "SignalingProtocolTests", dependencies: ["SignalingProtocol", "WebRTCTypes"]),
+        .testTarget(name: "GatewayTests", dependencies: ["Gateway", "WebRTC", "WebRTCDemo", "WebRTCTypes", "GStreamer", "SignalingServer", "SignalingProtocol"]),
         .testTarget(
             name: "SignalingServerTests",
             dependencies: [
-                "SignalingServer", "SignalingProtocol",
+                "SignalingServer", "SignalingProtocol", "WebRTCTypes",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HummingbirdWSTesting", package: "hummingbird-websocket"),
             ]

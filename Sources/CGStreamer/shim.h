@@ -1,6 +1,6 @@
 // The C side of vcall's GStreamer binding: GStreamer's headers plus small inline functions for what
-// Swift cannot call directly (function-like macros, type-check casts, variadic helpers).
-// Every function here is prefixed `vcall_`; nothing else in the project writes C.
+// Swift cannot call directly (function-like macros, type-check casts, fields behind bitfields).
+// Every function here is prefixed `vcall_`. The only other C in the project is CDTLSCertificate.
 #ifndef VCALL_CGSTREAMER_SHIM_H
 #define VCALL_CGSTREAMER_SHIM_H
 
@@ -41,7 +41,6 @@ static inline GType vcall_type_pad(void) { return GST_TYPE_PAD; }
 static inline GType vcall_type_value_list(void) { return GST_TYPE_LIST; }
 static inline GType vcall_type_value_array(void) { return GST_TYPE_ARRAY; }
 static inline GType vcall_type_fraction(void) { return GST_TYPE_FRACTION; }
-static inline GType vcall_type_webrtc_session_description(void) { return GST_TYPE_WEBRTC_SESSION_DESCRIPTION; }
 
 // MARK: instance helpers (macros in GObject)
 static inline GType vcall_object_type(gpointer object) { return G_OBJECT_TYPE(object); }
@@ -103,11 +102,11 @@ static inline void vcall_caps_unref(GstCaps *caps) { gst_caps_unref(caps); }
 static inline GstCaps *vcall_caps_ref(GstCaps *caps) { return gst_caps_ref(caps); }
 static inline void vcall_query_unref(GstQuery *query) { gst_query_unref(query); }
 
-/// A pad's reference count, for tests that check ownership.
+/// A mini object's (buffer's, event's, caps') reference count, for tests that check ownership.
 static inline gint vcall_mini_object_refcount(gpointer object) { return GST_MINI_OBJECT_REFCOUNT_VALUE(object); }
 
 // MARK: RTP header fields without mapping through GstRTPBuffer from Swift
-/// Reads the RTP timestamp and marker bit of a buffer holding one RTP packet. Returns FALSE if it is not RTP.
+/// Reads the RTP timestamp, marker bit and payload type of a buffer holding one RTP packet. Returns FALSE if it is not RTP.
 static inline gboolean vcall_rtp_buffer_header(GstBuffer *buffer, guint32 *timestamp, gboolean *marker, guint8 *payload_type) {
   GstRTPBuffer rtp = GST_RTP_BUFFER_INIT;
   if (!gst_rtp_buffer_map(buffer, GST_MAP_READ, &rtp)) return FALSE;
@@ -116,51 +115,6 @@ static inline gboolean vcall_rtp_buffer_header(GstBuffer *buffer, guint32 *times
   *payload_type = gst_rtp_buffer_get_payload_type(&rtp);
   gst_rtp_buffer_unmap(&rtp);
   return TRUE;
-}
-
-// MARK: DTLS certificate (OpenSSL's libcrypto)
-#include <openssl/evp.h>
-#include <openssl/ec.h>
-#include <openssl/obj_mac.h>
-#include <openssl/pem.h>
-#include <openssl/x509.h>
-
-/// A fresh self-signed certificate with an ECDSA P-256 key (named curve, SHA-256 signature, valid for
-/// `days` days), as PEM: the certificate, then its PKCS#8 private key. g_malloc'd (g_free it); NULL on failure.
-static inline gchar *vcall_dtls_ecdsa_certificate_pem(const gchar *common_name, guint days) {
-  gchar *pem = NULL;
-  EVP_PKEY *key = NULL;
-  X509 *x509 = NULL;
-  BIO *bio = NULL;
-  X509_NAME *name = NULL;
-  char *data = NULL;
-  long length = 0;
-  EVP_PKEY_CTX *context = EVP_PKEY_CTX_new_id(EVP_PKEY_EC, NULL);
-  if (context == NULL || EVP_PKEY_keygen_init(context) <= 0
-      || EVP_PKEY_CTX_set_ec_paramgen_curve_nid(context, NID_X9_62_prime256v1) <= 0
-      || EVP_PKEY_CTX_set_ec_param_enc(context, OPENSSL_EC_NAMED_CURVE) <= 0
-      || EVP_PKEY_keygen(context, &key) <= 0) goto done;
-  if ((x509 = X509_new()) == NULL || !X509_set_version(x509, 2)) goto done;
-  // A positive random 63-bit serial number.
-  if (!ASN1_INTEGER_set_uint64(X509_get_serialNumber(x509),
-                               (((guint64) g_random_int() << 32) | g_random_int()) >> 1)) goto done;
-  name = X509_get_subject_name(x509);
-  if (!X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8, (const unsigned char *) common_name, -1, -1, 0)
-      || !X509_set_issuer_name(x509, name)
-      || X509_gmtime_adj(X509_getm_notBefore(x509), -3600) == NULL  // an hour back, for clock skew
-      || X509_gmtime_adj(X509_getm_notAfter(x509), (long) days * 86400) == NULL
-      || !X509_set_pubkey(x509, key)
-      || X509_sign(x509, key, EVP_sha256()) <= 0) goto done;
-  if ((bio = BIO_new(BIO_s_mem())) == NULL || !PEM_write_bio_X509(bio, x509)
-      || !PEM_write_bio_PrivateKey(bio, key, NULL, NULL, 0, NULL, NULL)) goto done;
-  length = BIO_get_mem_data(bio, &data);
-  if (length > 0 && data != NULL) pem = g_strndup(data, (gsize) length);
-done:
-  BIO_free(bio);
-  X509_free(x509);
-  EVP_PKEY_free(key);
-  EVP_PKEY_CTX_free(context);
-  return pem;
 }
 
 #endif

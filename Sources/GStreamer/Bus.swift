@@ -2,10 +2,65 @@ import Foundation
 import CGStreamer
 import Synchronization
 
+/// An error or warning an element posted: who, GStreamer's text, and what kind of failure it is as a value.
+public struct BusError: Sendable, Equatable, CustomStringConvertible {
+    /// GLib's error domains that GStreamer's elements report in.
+    public enum Domain: Sendable, Equatable {
+        case core, library, resource, stream
+        case other(String)
+    }
+
+    /// The name of the element that posted it.
+    public let source: String
+    /// GStreamer's message, for people.
+    public let message: String
+    /// GStreamer's debug text (file, function, often the path or device at fault).
+    public let debug: String?
+    public let domain: Domain
+    /// The code within `domain` (`GstResourceError`, `GstStreamError`, …).
+    public let code: Int32
+
+    public init(source: String, message: String, debug: String? = nil, domain: Domain, code: Int32) {
+        self.source = source
+        self.message = message
+        self.debug = debug
+        self.domain = domain
+        self.code = code
+    }
+
+    /// A write failed because the disk (or quota) is full: `GST_RESOURCE_ERROR_NO_SPACE_LEFT`.
+    public var isNoSpaceLeft: Bool { domain == .resource && code == Int32(GST_RESOURCE_ERROR_NO_SPACE_LEFT.rawValue) }
+
+    /// Caps could not be agreed on (`GST_STREAM_ERROR_FORMAT`, or a not-negotiated flow).
+    public var isFormatMismatch: Bool { domain == .stream && code == Int32(GST_STREAM_ERROR_FORMAT.rawValue) }
+
+    /// The message, the element, and the last line of the debug text (which usually names the culprit).
+    public var description: String {
+        let detail = debug?.split(separator: "\n").last.map { ": \($0.trimmingCharacters(in: .whitespaces))" } ?? ""
+        return "\(message) (from \(source))\(detail)"
+    }
+
+    init(source: String, error: UnsafeMutablePointer<GError>?, debug: String?) {
+        let domain: Domain
+        if let error {
+            let quark = error.pointee.domain
+            domain = quark == gst_core_error_quark() ? .core
+                : quark == gst_library_error_quark() ? .library
+                : quark == gst_resource_error_quark() ? .resource
+                : quark == gst_stream_error_quark() ? .stream
+                : .other(String(cString: g_quark_to_string(quark)))
+        } else {
+            domain = .other("none")
+        }
+        self.init(source: source, message: error?.pointee.message.map { String(cString: $0) } ?? "unknown",
+                  debug: debug, domain: domain, code: error?.pointee.code ?? 0)
+    }
+}
+
 /// A message a pipeline posted on its bus.
 public enum BusMessage: Sendable {
-    case error(source: String, message: String, debug: String?)
-    case warning(source: String, message: String, debug: String?)
+    case error(BusError)
+    case warning(BusError)
     case endOfStream(source: String)
     case stateChanged(source: String, old: State, new: State, pending: State)
     /// A message an element posted with a structure (for example `GstForceKeyUnit` or level readings).
@@ -24,9 +79,9 @@ public enum BusMessage: Sendable {
             var debug: UnsafeMutablePointer<gchar>?
             let isError = vcall_message_type(message) == GST_MESSAGE_ERROR
             if isError { gst_message_parse_error(message, &error, &debug) } else { gst_message_parse_warning(message, &error, &debug) }
-            let text = takeErrorMessage(error) ?? "unknown"
-            let details = takeString(debug)
-            self = isError ? .error(source: source, message: text, debug: details) : .warning(source: source, message: text, debug: details)
+            let failure = BusError(source: source, error: error, debug: takeString(debug))
+            if let error { g_error_free(error) }
+            self = isError ? .error(failure) : .warning(failure)
         case GST_MESSAGE_EOS:
             self = .endOfStream(source: source)
         case GST_MESSAGE_STATE_CHANGED:
@@ -76,7 +131,7 @@ public final class Bus: @unchecked Sendable {
     /// ```swift
     /// let failed = Atomic(false)
     /// let token = pipeline.bus!.addSyncObserver { message in
-    ///     if case .error(let source, _, _) = message, source == "recorder-sink" { failed.store(true, ordering: .relaxed) }
+    ///     if case .error(let failure) = message, failure.source == "recorder-sink" { failed.store(true, ordering: .relaxed) }
     /// }
     /// pipeline.bus!.removeSyncObserver(token)
     /// ```
@@ -111,7 +166,7 @@ final class BusDispatcher: Sendable {
         var continuations: [Int: AsyncStream<BusMessage>.Continuation] = [:]
         var observers: [Int: @Sendable (BusMessage) -> Void] = [:]
         /// The latest errors (a few), oldest first, and how many there have been in all.
-        var recentErrors: [String] = []
+        var recentErrors: [BusError] = []
         var errorCount = 0
     }
     private let state = Mutex(Subscribers())
@@ -159,7 +214,7 @@ final class BusDispatcher: Sendable {
     var errorCount: Int { state.withLock { $0.errorCount } }
 
     /// The first error posted after `count` errors had been seen: the cause, not its echoes.
-    func firstError(after count: Int) -> String? {
+    func firstError(after count: Int) -> BusError? {
         state.withLock { state in
             let new = state.errorCount - count
             guard new > 0 else { return nil }
@@ -173,11 +228,9 @@ final class BusDispatcher: Sendable {
         guard isError || !continuations.isEmpty || !observers.isEmpty else { return }
         let converted = BusMessage(message)
         for observer in observers { observer(converted) }
-        if isError, case .error(let source, let text, let debug) = converted {
-            // The debug text's last line usually names the culprit (a file, a device).
-            let detail = debug?.split(separator: "\n").last.map { ": \($0.trimmingCharacters(in: .whitespaces))" } ?? ""
+        if case .error(let failure) = converted {
             state.withLock {
-                $0.recentErrors.append("\(text) (from \(source))\(detail)")
+                $0.recentErrors.append(failure)
                 if $0.recentErrors.count > 16 { $0.recentErrors.removeFirst() }
                 $0.errorCount += 1
             }

@@ -49,9 +49,7 @@ public class Element: GLibObject, @unchecked Sendable {
         case GST_STATE_CHANGE_ASYNC: return .async
         case GST_STATE_CHANGE_NO_PREROLL: return .noPreroll
         default:
-            var message = "the state change failed (run with GST_DEBUG=3 for GStreamer's log)"
-            if let first = tracker?.firstError(after: errorsBefore) { message = first }
-            throw .stateChange(element: name, target: state, message: message)
+            throw .stateChange(element: name, target: state, cause: tracker?.firstError(after: errorsBefore))
         }
     }
 
@@ -72,9 +70,10 @@ public class Element: GLibObject, @unchecked Sendable {
 
     /// Brings the element to its parent's state (needed for elements added to a running pipeline).
     public func syncStateWithParent() throws(GStreamerError) {
+        let tracker = bus.map { BusDispatcher.attached(to: $0.pointer) }
+        let errorsBefore = tracker?.errorCount ?? 0
         guard gst_element_sync_state_with_parent(element) != 0 else {
-            throw .stateChange(element: name, target: parent?.currentState ?? .playing,
-                               message: "could not follow its parent's state")
+            throw .stateChange(element: name, target: parent?.currentState ?? .playing, cause: tracker?.firstError(after: errorsBefore))
         }
     }
 
@@ -168,7 +167,16 @@ public class Element: GLibObject, @unchecked Sendable {
     }
 
     /// The bus of the pipeline holding this element (nil before it is in a pipeline).
-    public var bus: Bus? { gst_element_get_bus(element).map { Bus(adopting: $0) } }
+    ///
+    /// Not `gst_element_get_bus` of the element itself: inside a bin that is the bin's private child bus,
+    /// whose sync handler forwards the children's messages up. A sync handler of ours installed there
+    /// (`BusDispatcher`, by a state change's error tracking or an observer) replaced GStreamer's and
+    /// swallowed every later message of that bin's children: errors never reached the pipeline's bus.
+    public var bus: Bus? {
+        var top: Element = self
+        while let parent = top.parent { top = parent }
+        return gst_element_get_bus(top.element).map { Bus(adopting: $0) }
+    }
 
     /// The pipeline's running time, in nanoseconds, or nil when not running.
     public var currentRunningTime: UInt64? {

@@ -52,7 +52,10 @@ public enum GStreamerError: Error, Equatable, CustomStringConvertible, Sendable 
     case parse(String)
     case property(String)
     case signal(String)
-    case stateChange(element: String, target: State, message: String)
+    /// A state change failed; `cause` is the first error the pipeline posted meanwhile, when there was one.
+    case stateChange(element: String, target: State, cause: BusError?)
+    /// Two pads could not be linked: `reason` says why as a value, `message` for people.
+    case padLink(reason: PadLinkFailure, message: String)
     case link(String)
     case promise(String)
     case invalidArgument(String)
@@ -61,14 +64,35 @@ public enum GStreamerError: Error, Equatable, CustomStringConvertible, Sendable 
         switch self {
         case .initialization(let message): "GStreamer could not start: \(message)"
         case .missingElement(let factory):
-            "GStreamer element '\(factory)' is not installed: run scripts/setup (it installs gstreamer1.0-plugins-base, -good, -bad and gstreamer1.0-nice)"
+            "GStreamer element '\(factory)' is not installed: install GStreamer's plugins (on Debian: apt-get install gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-nice), then check with gst-inspect-1.0 \(factory)"
         case .parse(let message): "invalid pipeline description: \(message)"
         case .property(let message): message
         case .signal(let message): message
-        case .stateChange(let element, let target, let message): "\(element) could not change to \(target): \(message)"
+        case .stateChange(let element, let target, let cause):
+            "\(element) could not change to \(target): \(cause.map(\.description) ?? "the state change failed (run with GST_DEBUG=3 for GStreamer's log)")"
+        case .padLink(_, let message): message
         case .link(let message): message
         case .promise(let message): message
         case .invalidArgument(let message): message
+        }
+    }
+}
+
+/// Why `gst_pad_link` refused, as `GstPadLinkReturn` says.
+public enum PadLinkFailure: Sendable, Equatable {
+    case wrongHierarchy, alreadyLinked, wrongDirection
+    /// The pads have no caps in common.
+    case noFormat
+    case noScheduling, refused
+
+    init(_ result: GstPadLinkReturn) {
+        self = switch result {
+        case GST_PAD_LINK_WRONG_HIERARCHY: .wrongHierarchy
+        case GST_PAD_LINK_WAS_LINKED: .alreadyLinked
+        case GST_PAD_LINK_WRONG_DIRECTION: .wrongDirection
+        case GST_PAD_LINK_NOFORMAT: .noFormat
+        case GST_PAD_LINK_NOSCHED: .noScheduling
+        default: .refused
         }
     }
 }

@@ -59,8 +59,16 @@ public struct BufferInfo: Sendable {
 /// What a pad probe is called with. Valid only during the callback: do not keep it.
 public struct PadProbeInfo {
     package let raw: UnsafeMutablePointer<GstPadProbeInfo>
+    private let rawPad: UnsafeMutablePointer<GstPad>
 
-    init(_ raw: UnsafeMutablePointer<GstPadProbeInfo>) { self.raw = raw }
+    init(_ raw: UnsafeMutablePointer<GstPadProbeInfo>, pad: UnsafeMutablePointer<GstPad>) {
+        self.raw = raw
+        self.rawPad = pad
+    }
+
+    /// The pad the probe is installed on. A probe that needs its pad takes it from here: a closure that
+    /// captured the pad would hold it from inside the pad's own probe list, and neither would ever be freed.
+    public var pad: Pad { GLibObject.wrap(retaining: UnsafeMutableRawPointer(rawPad)) as! Pad }
 
     public var type: PadProbeType { PadProbeType(rawValue: vcall_probe_info_type(raw).rawValue) }
 
@@ -122,10 +130,10 @@ private final class ProbeBox {
     init(_ handler: @escaping @Sendable (PadProbeInfo) -> PadProbeReturn) { self.handler = handler }
 }
 
-private let runProbe: GstPadProbeCallback = { _, info, data in
-    guard let info, let data else { return GST_PAD_PROBE_OK }
+private let runProbe: GstPadProbeCallback = { pad, info, data in
+    guard let pad, let info, let data else { return GST_PAD_PROBE_OK }
     let box = Unmanaged<ProbeBox>.fromOpaque(data).takeUnretainedValue()
-    return box.handler(PadProbeInfo(info)).gst
+    return box.handler(PadProbeInfo(info, pad: pad)).gst
 }
 
 private let releaseProbe: GDestroyNotify = { data in
@@ -137,6 +145,7 @@ extension Pad {
     /// Installs a probe. The closure runs on the streaming thread and must not block; a blocking probe
     /// holds the data until the closure returns `.remove` or the probe is removed.
     /// The closure is released when the probe is removed (by `removeProbe`, `.remove`, or the pad dying).
+    /// It must not capture this pad (the pad would own a closure that owns the pad): use `info.pad`.
     ///
     /// ```swift
     /// let token = pad.addProbe(.buffer) { info in

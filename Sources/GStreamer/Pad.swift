@@ -58,7 +58,7 @@ public class Pad: GLibObject, @unchecked Sendable {
         let result = gst_pad_link(pad, sink.pad)
         guard result == GST_PAD_LINK_OK else {
             let reason = String(cString: gst_pad_link_get_name(result))
-            throw .link("cannot link \(fullName) to \(sink.fullName): \(reason)")
+            throw .padLink(reason: PadLinkFailure(result), message: "cannot link \(fullName) to \(sink.fullName): \(reason)")
         }
     }
 

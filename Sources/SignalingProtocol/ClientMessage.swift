@@ -1,4 +1,5 @@
 import Foundation
+import WebRTCTypes
 
 /// A message a client sends to the server.
 ///
@@ -17,11 +18,11 @@ public enum ClientMessage: Sendable, Equatable {
     /// `leave-room {}`
     case leaveRoom
     /// `offer {to?, offer: {type, sdp}}`
-    case offer(to: String?, offer: SessionDescription)
+    case offer(to: String?, offer: RTCSessionDescriptionInit)
     /// `answer {to?, answer: {type, sdp}}`
-    case answer(to: String?, answer: SessionDescription)
+    case answer(to: String?, answer: RTCSessionDescriptionInit)
     /// `ice-candidate {to?, candidate: {candidate, sdpMid, sdpMLineIndex} | null}`; `nil` = end of candidates.
-    case iceCandidate(to: String?, candidate: IceCandidate?)
+    case iceCandidate(to: String?, candidate: RTCIceCandidateInit?)
     /// `call {to, roomId}`: ring an online user; `roomId` is the fresh room both will join.
     case call(to: String, roomId: String)
     /// `call-accept {to}`
@@ -106,11 +107,6 @@ public enum ClientMessage: Sendable, Equatable {
                 throw SignalingError(.invalidMessage, "\(type): \"to\" must be a peer id from room-joined, user-joined or online-users")
             }
         }
-        func checkDescription(_ d: SessionDescription, field: String) throws(SignalingError) {
-            guard SignalingLimits.sdpTypes.contains(d.type) else {
-                throw SignalingError(.invalidMessage, "\(type): \(field).type must be offer, answer, pranswer or rollback")
-            }
-        }
         switch self {
         case .joinRoom(let roomId, let name, _):
             try checkRoom(roomId)
@@ -122,12 +118,9 @@ public enum ClientMessage: Sendable, Equatable {
             }
         case .leaveRoom, .mediaState:
             break
-        case .offer(let to, let offer):
+        case .offer(let to, _), .answer(let to, _):
+            // The description's type was checked when it was decoded (`RTCSdpType`).
             try checkPeer(to)
-            try checkDescription(offer, field: "offer")
-        case .answer(let to, let answer):
-            try checkPeer(to)
-            try checkDescription(answer, field: "answer")
         case .iceCandidate(let to, _):
             try checkPeer(to)
         case .call(let to, let roomId):
@@ -190,16 +183,16 @@ extension ClientMessage: Codable {
         case "leave-room":
             self = .leaveRoom
         case "offer":
-            self = .offer(to: try c.decodeIfPresent(String.self, forKey: .to), offer: try c.decode(SessionDescription.self, forKey: .offer))
+            self = .offer(to: try c.decodeIfPresent(String.self, forKey: .to), offer: try c.decode(RTCSessionDescriptionInit.self, forKey: .offer))
         case "answer":
-            self = .answer(to: try c.decodeIfPresent(String.self, forKey: .to), answer: try c.decode(SessionDescription.self, forKey: .answer))
+            self = .answer(to: try c.decodeIfPresent(String.self, forKey: .to), answer: try c.decode(RTCSessionDescriptionInit.self, forKey: .answer))
         case "ice-candidate":
             guard c.contains(.candidate) else {
                 throw DecodingError.keyNotFound(Keys.candidate, .init(codingPath: [], debugDescription: "candidate is required (null ends candidates)"))
             }
             self = .iceCandidate(
                 to: try c.decodeIfPresent(String.self, forKey: .to),
-                candidate: try c.decodeNil(forKey: .candidate) ? nil : try c.decode(IceCandidate.self, forKey: .candidate)
+                candidate: try c.decodeNil(forKey: .candidate) ? nil : try c.decode(RTCIceCandidateInit.self, forKey: .candidate)
             )
         case "call":
             self = .call(to: try c.decode(String.self, forKey: .to), roomId: try c.decode(String.self, forKey: .roomId))

@@ -1,3 +1,4 @@
+import WebRTCTypes
 /// The limits and validation rules of the protocol.
 ///
 /// ```swift
@@ -33,7 +34,7 @@ public enum SignalingLimits {
     }
 
     /// The SDP types a session description may carry (`RTCSdpType`).
-    public static let sdpTypes: Set<String> = ["offer", "answer", "pranswer", "rollback"]
+    public static let sdpTypes: Set<String> = Set(RTCSdpType.allCases.map(\.rawValue))
 }
 
 extension String {

@@ -1,4 +1,5 @@
 import Foundation
+import WebRTCTypes
 
 /// A message the server sends to a client.
 ///
@@ -12,7 +13,7 @@ public enum ServerMessage: Sendable, Equatable {
     ///
     /// `resumeToken` (opaque) lets a client that lost its socket reconnect with `/ws?resume=TOKEN` and
     /// keep its id; nil from servers that predate it.
-    case welcome(id: String, name: String, iceServers: [IceServer], resumeToken: String?)
+    case welcome(id: String, name: String, iceServers: [RTCIceServer], resumeToken: String?)
     /// `room-joined {roomId, self: {id, name}, peers: [{id, name}], capacity}` to the member who joined.
     case roomJoined(roomId: String, self: PeerInfo, peers: [PeerInfo], capacity: Int)
     /// `user-joined {from, name, roomUsers}` to the other members; `roomUsers` lists every member, the new one included.
@@ -22,11 +23,11 @@ public enum ServerMessage: Sendable, Equatable {
     /// `full-room {roomId}`: the room is at capacity; nothing changed.
     case fullRoom(roomId: String)
     /// Relayed `offer {from, offer}`.
-    case offer(from: String, offer: SessionDescription)
+    case offer(from: String, offer: RTCSessionDescriptionInit)
     /// Relayed `answer {from, answer}`.
-    case answer(from: String, answer: SessionDescription)
+    case answer(from: String, answer: RTCSessionDescriptionInit)
     /// Relayed `ice-candidate {from, candidate}`; `nil` = end of candidates.
-    case iceCandidate(from: String, candidate: IceCandidate?)
+    case iceCandidate(from: String, candidate: RTCIceCandidateInit?)
     /// `online-users {users}` to every connected client on every presence change.
     case onlineUsers(users: [OnlineUser])
     /// `incoming-call {from, name, roomId}`
@@ -89,7 +90,7 @@ extension ServerMessage: Codable {
             self = .welcome(
                 id: try c.decode(String.self, forKey: .id),
                 name: try c.decode(String.self, forKey: .name),
-                iceServers: try c.decodeIfPresent([IceServer].self, forKey: .iceServers) ?? [],
+                iceServers: try c.decodeIfPresent([RTCIceServer].self, forKey: .iceServers) ?? [],
                 resumeToken: try c.decodeIfPresent(String.self, forKey: .resumeToken)
             )
         case "room-joined":
@@ -110,11 +111,11 @@ extension ServerMessage: Codable {
         case "full-room":
             self = .fullRoom(roomId: try c.decode(String.self, forKey: .roomId))
         case "offer":
-            self = .offer(from: try from(), offer: try c.decode(SessionDescription.self, forKey: .offer))
+            self = .offer(from: try from(), offer: try c.decode(RTCSessionDescriptionInit.self, forKey: .offer))
         case "answer":
-            self = .answer(from: try from(), answer: try c.decode(SessionDescription.self, forKey: .answer))
+            self = .answer(from: try from(), answer: try c.decode(RTCSessionDescriptionInit.self, forKey: .answer))
         case "ice-candidate":
-            self = .iceCandidate(from: try from(), candidate: try c.decodeIfPresent(IceCandidate.self, forKey: .candidate))
+            self = .iceCandidate(from: try from(), candidate: try c.decodeIfPresent(RTCIceCandidateInit.self, forKey: .candidate))
         case "online-users":
             self = .onlineUsers(users: try c.decode([OnlineUser].self, forKey: .users))
         case "incoming-call":

@@ -1,5 +1,6 @@
 import Foundation
 import SignalingProtocol
+import WebRTCTypes
 
 /// Everything that configures a vcall server; the command line fills it from flags.
 ///
@@ -24,7 +25,7 @@ public struct VCallServerConfiguration: Sendable {
     /// Largest accepted message in bytes; larger ones are answered with `too-large`.
     public var maxMessageBytes: Int = SignalingLimits.defaultMaxMessageBytes
     /// STUN/TURN servers handed to clients in `welcome`.
-    public var iceServers: [IceServer] = []
+    public var iceServers: [RTCIceServer] = []
     /// Sustained messages per second a connection may send.
     public var rateLimitPerSecond: Double = 50
     /// Messages a connection may send in one burst.

@@ -1,3 +1,5 @@
+import GStreamer
+
 /// Audio or video.
 public enum MediaKind: String, Sendable, Codable {
     case audio, video
@@ -12,9 +14,25 @@ public enum Codec: String, Sendable, CaseIterable {
     public var kind: MediaKind { self == .opus ? .audio : .video }
     public var encodingName: String { rawValue }
     public var clockRate: Int { self == .opus ? 48000 : 90000 }
-    var payloader: String { "rtp\(rawValue.lowercased())pay" }
-    var depayloader: String { "rtp\(rawValue.lowercased())depay" }
-    var decoder: String { "\(rawValue.lowercased())dec" }
+    /// The GStreamer element that packs this codec into RTP (`rtpvp8pay`, `rtpopuspay`).
+    public var payloaderName: String { "rtp\(rawValue.lowercased())pay" }
+    /// The element that unpacks it from RTP (`rtpvp8depay`, `rtpopusdepay`).
+    public var depayloaderName: String { "rtp\(rawValue.lowercased())depay" }
+    /// The decoder (`vp8dec`, `opusdec`).
+    public var decoderName: String { "\(rawValue.lowercased())dec" }
+
+    /// The depayloader for received RTP of this codec, set up as every consumer needs it. Video waits for
+    /// a keyframe and asks for one when it lacks one (after a loss, too): `rtpvp8depay` only puts the
+    /// picture size in its caps on a keyframe, and decoders and muxers need it. Its requests travel
+    /// upstream to the `ReceivedTrack`, which throttles them.
+    public func makeDepayloader(name: String? = nil) throws(GStreamerError) -> Element {
+        let depayloader = try Element(factory: depayloaderName, name: name)
+        if kind == .video {
+            try depayloader.set("wait-for-keyframe", true)
+            try depayloader.set("request-keyframe", true)
+        }
+        return depayloader
+    }
 
     /// Chromium's usual payload types, used when this side makes the offer.
     public var defaultPayloadType: Int {

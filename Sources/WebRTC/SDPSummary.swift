@@ -1,5 +1,5 @@
 /// What the peer needs to know of an SDP: per m-line its kind, mid, payload types by codec, the SSRCs
-/// it announces and whether it takes NACK feedback.
+/// it announces, whether it takes NACK feedback and its ICE username fragment.
 /// Parsed in Swift because only these few lines matter and the text form is stable (RFC 8866).
 struct SDPSummary: Sendable, Equatable {
     struct Media: Sendable, Equatable {
@@ -14,6 +14,8 @@ struct SDPSummary: Sendable, Equatable {
         var ssrcs: Set<UInt32> = []
         /// Payload types with generic NACK feedback (`a=rtcp-fb:96 nack`, not `nack pli`).
         var nackPayloadTypes: Set<Int> = []
+        /// `a=ice-ufrag` of this m-line, or of the session when the m-line has none.
+        var iceUsernameFragment: String?
 
         static func == (lhs: Media, rhs: Media) -> Bool {
             lhs.kind == rhs.kind && lhs.mid == rhs.mid && lhs.payloadTypes == rhs.payloadTypes && lhs.direction == rhs.direction
@@ -28,6 +30,7 @@ struct SDPSummary: Sendable, Equatable {
     var media: [Media] = []
 
     init(_ sdp: String) {
+        var sessionUsernameFragment: String?
         for rawLine in sdp.split(whereSeparator: \.isNewline) {
             let line = Substring(rawLine)
             if line.hasPrefix("m=") {
@@ -36,12 +39,17 @@ struct SDPSummary: Sendable, Equatable {
                                    mid: nil,
                                    payloadTypes: parts.dropFirst(3).compactMap { Int($0) },
                                    encodings: [:],
-                                   direction: "sendrecv"))
+                                   direction: "sendrecv",
+                                   iceUsernameFragment: sessionUsernameFragment))
+            } else if media.isEmpty, line.hasPrefix("a=ice-ufrag:") {
+                sessionUsernameFragment = String(line.dropFirst(12))
             } else if !media.isEmpty, line.hasPrefix("a=") {
                 let attribute = line.dropFirst(2)
                 let index = media.count - 1
                 if attribute.hasPrefix("mid:") {
                     media[index].mid = String(attribute.dropFirst(4))
+                } else if attribute.hasPrefix("ice-ufrag:") {
+                    media[index].iceUsernameFragment = String(attribute.dropFirst(10))
                 } else if attribute.hasPrefix("rtpmap:") {
                     // a=rtpmap:96 VP8/90000
                     let fields = attribute.dropFirst(7).split(separator: " ", maxSplits: 1)
@@ -81,4 +89,19 @@ struct SDPSummary: Sendable, Equatable {
     }
 
     var mids: [String?] { media.map(\.mid) }
+
+    /// Each m-line's ICE username fragment, by index.
+    var usernameFragments: [String?] { media.map(\.iceUsernameFragment) }
+
+    /// Whether a receiving jitterbuffer should ask for retransmissions, by the SSRCs this (remote)
+    /// description announces: yes for video whose m-line negotiated generic NACK (every video transceiver
+    /// here sets `do-nack`), no for audio (no transceiver asks for NACK there).
+    var retransmissionsBySSRC: [UInt32: Bool] {
+        var result: [UInt32: Bool] = [:]
+        for entry in media {
+            let retransmit = entry.kind == MediaKind.video.rawValue && !entry.nackPayloadTypes.isEmpty
+            for ssrc in entry.ssrcs { result[ssrc] = retransmit }
+        }
+        return result
+    }
 }

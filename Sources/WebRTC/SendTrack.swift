@@ -1,57 +1,4 @@
 import GStreamer
-import Synchronization
-
-/// Holds a peer's outgoing media back until its connection is up, then starts video on a keyframe.
-///
-/// Before DTLS completes, webrtcbin blocks the RTP it is given; the per-peer queue fills and drops its
-/// oldest frames, so the first packets a new peer would get are stale delta frames, undecodable without
-/// the keyframe the queue dropped. Dropping everything before the payloader until `connected` and then
-/// asking the encoder for a keyframe (dropping delta frames until it comes) gives the peer a fresh
-/// picture at once and makes the sent-frame counts mean frames that could be decoded.
-final class SendGate: Sendable {
-    private let isOpen = Atomic<Bool>(false)
-    /// Video frames seen since the gate opened while still waiting for a keyframe.
-    private let deltasWhileWaiting = Atomic<Int>(-1)
-    /// The video payloaders' sink pads, until the gate opens and asks through them for a keyframe.
-    private let videoPads = Mutex<[Pad]>([])
-    private let askedAtOpen = Atomic<Bool>(false)
-
-    /// Registers a video branch's payloader sink pad, through which the keyframe is asked for on opening.
-    func addVideo(_ pad: Pad) {
-        videoPads.withLock { $0.append(pad) }
-    }
-
-    func open() {
-        guard !isOpen.exchange(true, ordering: .acquiringAndReleasing) else { return }
-        deltasWhileWaiting.store(0, ordering: .releasing)
-        // Asked now, not at the next frame: the far side waits a frame interval less for its first picture,
-        // more when frames come late. (An upstream force-key-unit only queues a request in the encoder.)
-        let pads = videoPads.withLock { pads in
-            defer { pads.removeAll() }
-            return pads
-        }
-        for pad in pads {
-            if pad.pushEvent(.upstreamForceKeyUnit(allHeaders: true)) { askedAtOpen.store(true, ordering: .releasing) }
-        }
-    }
-
-    /// Decides for one buffer entering a payloader; asks `pad`'s upstream for a keyframe when needed.
-    func admit(_ buffer: BufferInfo?, kind: MediaKind, pad: Pad) -> Bool {
-        guard isOpen.load(ordering: .acquiring) else { return false }
-        guard kind == .video, let buffer else { return true }
-        let waited = deltasWhileWaiting.load(ordering: .acquiring)
-        if waited < 0 { return true }
-        if !buffer.isDeltaUnit {
-            deltasWhileWaiting.store(-1, ordering: .releasing)
-            return true
-        }
-        // Ask (unless opening did) and again every 15 frames in case the request was lost.
-        let ask = waited == 0 ? !askedAtOpen.load(ordering: .acquiring) : waited % 15 == 0
-        if ask { _ = pad.pushEvent(.upstreamForceKeyUnit(allHeaders: true)) }
-        deltasWhileWaiting.store(waited + 1, ordering: .releasing)
-        return false
-    }
-}
 
 /// One encoded stream sent to one peer: `tee ! queue ! payloader ! capsfilter ! webrtcbin`.
 struct SendTrack: Sendable {
@@ -72,13 +19,9 @@ struct SendTrack: Sendable {
     /// Builds the branch and links it, downstream first, so data only flows once everything is ready.
     mutating func link(into pipeline: Pipeline, webrtc: Element, payloadType: Int, namePrefix: String,
                        counters: TrafficCounters, gate: SendGate) throws {
-        let queue = try Element(factory: "queue", name: "\(namePrefix)-\(codec.encodingName.lowercased())-queue")
         // A slow peer drops its own oldest data instead of stalling the tee that feeds every peer.
-        try queue.set("leaky", "downstream")
-        try queue.set("max-size-buffers", 0)
-        try queue.set("max-size-bytes", 0)
-        try queue.set("max-size-time", 500_000_000)
-        let payloader = try Element(factory: codec.payloader, name: "\(namePrefix)-\(codec.payloader)")
+        let queue = try Element.leakyQueue(name: "\(namePrefix)-\(codec.encodingName.lowercased())-queue", maxTime: .milliseconds(500))
+        let payloader = try Element(factory: codec.payloaderName, name: "\(namePrefix)-\(codec.payloaderName)")
         try payloader.set("pt", payloadType)
         try payloader.set("mtu", 1200)
         if codec == .vp8 || codec == .vp9 { try payloader.set("picture-id-mode", "15-bit") }
@@ -97,6 +40,7 @@ struct SendTrack: Sendable {
         guard let filterSource = filter.staticPad("src"), let queueSink = queue.staticPad("sink"),
               let payloaderSink = payloader.staticPad("sink") else { throw GStreamerError.link("missing pads in send branch") }
         try filterSource.link(sink)
+        self.webrtc = webrtc
         if codec.kind == .video, let transceiver = try? sink.get("transceiver").objectValue {
             try? transceiver.set("do-nack", true)
         }
@@ -105,7 +49,10 @@ struct SendTrack: Sendable {
         let kind = codec.kind
         if kind == .video { gate.addVideo(payloaderSink) }
         payloaderSink.addProbe(.buffer) { info in
-            guard gate.admit(info.buffer, kind: kind, pad: payloaderSink) else { return .drop }
+            // The pad comes from `info`: captured, it would own the probe that owns it.
+            guard gate.admit(info.buffer, kind: kind, requestKeyframe: { _ = info.pad.pushEvent(.upstreamForceKeyUnit(allHeaders: true)) }) else {
+                return .drop
+            }
             sent.add(1)
             return .ok
         }
@@ -136,5 +83,6 @@ struct SendTrack: Sendable {
         elements.removeAll()
         teePad = nil
         webrtcPad = nil
+        webrtc = nil
     }
 }

@@ -1,3 +1,5 @@
+import WebRTCTypes
+
 /// `RTCPeerConnectionState`'s values.
 public enum PeerConnectionState: String, Sendable {
     case new, connecting, connected, disconnected, failed, closed
@@ -16,12 +18,12 @@ public enum ICEGatheringState: String, Sendable {
 /// What a `WebRTCPeer` reports, in order, each once.
 public enum WebRTCPeerEvent: Sendable {
     /// A local candidate to send to the remote peer; nil once gathering is complete (end of candidates).
-    case localCandidate(ICECandidate?)
+    case localCandidate(RTCIceCandidateInit?)
     /// Tracks changed such that a new offer is needed.
     case negotiationNeeded
     case connectionState(PeerConnectionState)
     case iceConnectionState(ICEConnectionState)
     case iceGatheringState(ICEGatheringState)
-    /// Media from the remote peer: link `track.pad` (or call `track.decode()`).
-    case remoteTrack(RemoteTrack)
+    /// Media from the remote peer: `attach` a consumer to it (or `decode(in:)` it); unclaimed, it is dropped.
+    case remoteTrack(ReceivedTrack)
 }

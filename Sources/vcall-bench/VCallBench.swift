@@ -3,6 +3,7 @@ import Foundation
 import GStreamer
 import Logging
 import WebRTC
+import WebRTCDemo
 
 @main
 struct VCallBench: AsyncParsableCommand {
@@ -107,7 +108,7 @@ struct PipelineChurn: AsyncParsableCommand {
         try pipeline.setState(.playing)
         for await message in messages {
             if case .endOfStream = message { break }
-            if case .error(_, let text, _) = message { throw GStreamerError.stateChange(element: "churn", target: .playing, message: text) }
+            if case .error(let failure) = message { throw GStreamerError.stateChange(element: "churn", target: .playing, cause: failure) }
         }
         sink.disconnect(connection)
         if let token { sinkPad.removeProbe(token) }

@@ -4,10 +4,11 @@ import Gateway
 import GStreamer
 import Hummingbird
 import Logging
-import SignalingProtocol
 import ServiceLifecycle
+import SignalingProtocol
 import SignalingServer
 import WebRTC
+import WebRTCTypes
 
 /// `vcall-gateway --room NAME`: join a room as a full participant.
 struct Join: AsyncParsableCommand {
@@ -53,7 +54,7 @@ struct Join: AsyncParsableCommand {
         for url in stun where !url.hasPrefix("stun:") && !url.hasPrefix("stuns:") {
             throw ValidationError("--stun \(url): a STUN URL starts with stun:")
         }
-        for value in turn where IceServer(turnArgument: value) == nil {
+        for value in turn where RTCIceServer(turnArgument: value) == nil {
             throw ValidationError("--turn \(value): use turn:HOST:PORT or USER:PASSWORD@turn:HOST:PORT")
         }
         guard dimensions != nil else { throw ValidationError("--size must look like 1280x720") }
@@ -86,8 +87,7 @@ struct Join: AsyncParsableCommand {
         }
 
         var callConfiguration = CallConfiguration(room: room, serverURL: serverURL, name: name, token: token)
-        callConfiguration.iceServers = (stun.isEmpty ? [] : [ICEServer(urls: stun)])
-            + turn.compactMap(IceServer.init(turnArgument:)).map { ICEServer(urls: $0.urls, username: $0.username, credential: $0.credential) }
+        callConfiguration.iceServers = (stun.isEmpty ? [] : [RTCIceServer(urls: stun)]) + turn.compactMap(RTCIceServer.init(turnArgument:))
         callConfiguration.latencyMilliseconds = latency
         var options = GatewayOptions(call: callConfiguration)
         options.video = video
@@ -153,7 +153,7 @@ struct Join: AsyncParsableCommand {
         var configuration = VCallServerConfiguration()
         configuration.port = port
         configuration.dataDirectory = dataDir
-        configuration.iceServers = (stun.isEmpty ? [] : [IceServer(urls: stun)]) + turn.compactMap(IceServer.init(turnArgument:))
+        configuration.iceServers = (stun.isEmpty ? [] : [RTCIceServer(urls: stun)]) + turn.compactMap(RTCIceServer.init(turnArgument:))
         let (ports, portSink) = AsyncStream.makeStream(of: Int.self)
         let dataDir = self.dataDir
         let app = try await { () async throws in

@@ -3,6 +3,7 @@ import Foundation
 import GStreamer
 import Logging
 import WebRTC
+import WebRTCDemo
 
 @main
 struct VCallGateway: AsyncParsableCommand {

@@ -4,6 +4,8 @@ import GStreamer
 import Logging
 import Synchronization
 import WebRTC
+import WebRTCDemo
+import WebRTCTypes
 
 /// A `WebRTCPeer` driven by JSON lines on stdin and reporting on stdout: the bridge that lets the
 /// interop tests pair vcall's peer with Chromium or aiortc. Logs go to stderr.
@@ -44,7 +46,7 @@ struct InteropPeer: AsyncParsableCommand {
         let output = JSONLineWriter()
 
         let pipeline = try Pipeline(name: "interop")
-        let configuration = WebRTCConfiguration(iceServers: iceServers.map { ICEServer(urls: [$0]) }, name: "interop")
+        let configuration = WebRTCConfiguration(iceServers: iceServers.map { RTCIceServer(urls: [$0]) }, name: "interop")
         let peer = try WebRTCPeer(configuration: configuration, pipeline: pipeline, logger: logger)
         if send {
             let media = try TestMedia(pipeline: pipeline, prefix: "interop", width: 640, height: 480)
@@ -102,7 +104,7 @@ struct InteropPeer: AsyncParsableCommand {
             do {
                 switch message.type {
                 case "offer", "answer":
-                    let description = SessionDescription(type: message.type == "offer" ? .offer : .answer, sdp: message.sdp ?? "")
+                    let description = RTCSessionDescriptionInit(type: message.type == "offer" ? .offer : .answer, sdp: message.sdp ?? "")
                     try await peer.setRemoteDescription(description)
                     if description.type == .offer {
                         let answer = try await peer.createAnswer()
@@ -146,7 +148,7 @@ struct StatsMessage: Encodable {
 struct InboundMessage: Decodable {
     var type: String
     var sdp: String?
-    var candidate: ICECandidate?
+    var candidate: RTCIceCandidateInit?
 }
 
 enum JSONValue: Encodable, Sendable, ExpressibleByStringLiteral {
@@ -165,10 +167,11 @@ enum JSONValue: Encodable, Sendable, ExpressibleByStringLiteral {
         }
     }
 
-    static func encode(_ candidate: ICECandidate) -> JSONValue {
+    static func encode(_ candidate: RTCIceCandidateInit) -> JSONValue {
         .object(["candidate": .string(candidate.candidate),
                  "sdpMid": candidate.sdpMid.map { .string($0) } ?? .null,
-                 "sdpMLineIndex": candidate.sdpMLineIndex.map { .number(Double($0)) } ?? .null])
+                 "sdpMLineIndex": candidate.sdpMLineIndex.map { .number(Double($0)) } ?? .null,
+                 "usernameFragment": candidate.usernameFragment.map { .string($0) } ?? .null])
     }
 }
 

@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import SignalingProtocol
 import SignalingServer
+import WebRTCTypes
 
 @main
 struct VCallServerCommand: AsyncParsableCommand {
@@ -51,7 +52,7 @@ struct Serve: AsyncParsableCommand {
         }
     }
 
-    func parseTurn(_ value: String) -> IceServer? { IceServer(turnArgument: value) }
+    func parseTurn(_ value: String) -> RTCIceServer? { RTCIceServer(turnArgument: value) }
 
     func run() async throws {
         let level = Logger.Level(rawValue: logLevel) ?? .info
@@ -71,7 +72,7 @@ struct Serve: AsyncParsableCommand {
         configuration.rateLimitBurst = rateBurst
         configuration.webRoot = webRoot
         configuration.resumeGrace = .milliseconds(Int64((resumeGrace * 1000).rounded()))
-        configuration.iceServers = (stun.isEmpty ? [] : [IceServer(urls: stun)]) + turn.compactMap(parseTurn)
+        configuration.iceServers = (stun.isEmpty ? [] : [RTCIceServer(urls: stun)]) + turn.compactMap(parseTurn)
 
         let host = self.host
         try await runServer(configuration: configuration, logger: Logger(label: "vcall-server")) { port in

@@ -28,6 +28,23 @@ struct PadTests {
         #expect(throws: GStreamerError.self) { try audioPad.unlink(videoPad) }
     }
 
+    /// A closure that captured its pad would be owned by the pad it holds: neither would ever be freed.
+    @Test("a probe reaches its pad through info.pad and holds no reference to it")
+    func probeGetsItsPad() async throws {
+        let pipeline = try Pipeline(launch: "fakesrc num-buffers=5 ! identity name=middle ! fakesink")
+        let pad = try #require(pipeline.element(named: "middle")?.staticPad("sink"))
+        let before = pad.referenceCount
+        let names = Mutex<[String]>([])
+        pad.addProbe(.buffer) { info in
+            names.withLock { $0.append(info.pad.name) }
+            return .ok
+        }
+        #expect(pad.referenceCount == before, "the probe took no reference of its own")
+        _ = try await runToEndOfStream(pipeline)
+        #expect(names.withLock { $0 } == Array(repeating: "sink", count: 5))
+        #expect(pad.referenceCount == before)
+    }
+
     @Test("current caps are known once data flows")
     func currentCaps() async throws {
         let pipeline = try Pipeline(launch: "audiotestsrc num-buffers=2 ! audio/x-raw,rate=16000,channels=1 ! fakesink name=sink")

@@ -14,7 +14,7 @@ func runToEndOfStream(_ pipeline: Pipeline, timeout: Duration = .seconds(10)) as
             for await message in messages {
                 seen.append(message)
                 if case .endOfStream = message { return seen }
-                if case .error(_, let text, _) = message { throw GStreamerError.stateChange(element: "test", target: .playing, message: text) }
+                if case .error(let failure) = message { throw GStreamerError.stateChange(element: "test", target: .playing, cause: failure) }
             }
             return seen
         }
@@ -74,7 +74,10 @@ struct PipelineTests {
         #expect(throws: GStreamerError.missingElement(factory: "vcallnotathing")) {
             _ = try Element(factory: "vcallnotathing")
         }
-        #expect(GStreamerError.missingElement(factory: "x").description.contains("scripts/setup"))
+        // What to do, as commands a user can type anywhere (not a script of vcall's checkout).
+        let advice = GStreamerError.missingElement(factory: "x").description
+        #expect(advice.contains("apt-get install gstreamer1.0-plugins-base") && advice.contains("gst-inspect-1.0 x"))
+        #expect(!advice.contains("scripts/"))
     }
 
     @Test("a failed state change carries GStreamer's own error message")
@@ -83,8 +86,10 @@ struct PipelineTests {
         #expect {
             try pipeline.setState(.paused)
         } throws: { error in
-            guard case GStreamerError.stateChange(_, let target, let message) = error else { return false }
-            return target == .paused && message.contains("vcall-missing-file")
+            guard case GStreamerError.stateChange(_, let target, let cause?) = error else { return false }
+            // GStreamer's text and the file it names, and what kind of failure it is as a value.
+            return target == .paused && cause.description.contains("vcall-missing-file") && cause.domain == .resource
+                && "\(error)".contains("vcall-missing-file")
         }
         try pipeline.setState(.null)
     }
@@ -141,7 +146,7 @@ struct PipelineTests {
         let token = bus.addSyncObserver { message in
             switch message {
             case .application(_, let structure): seen.withLock { $0.append(structure.name) }
-            case .error(let source, let text, _) where source == "full": seen.withLock { $0.append("error: \(text)") }
+            case .error(let failure) where failure.source == "full": seen.withLock { $0.append("error: \(failure.message)") }
             default: break
             }
         }
@@ -150,7 +155,7 @@ struct PipelineTests {
         let messages = pipeline.messages()
         try pipeline.setState(.playing)
         defer { _ = try? pipeline.setState(.null) }
-        for await message in messages { if case .error(let source, _, _) = message, source == "full" { break } }
+        for await message in messages { if case .error(let failure) = message, failure.source == "full" { break } }
         // The stream got the filesink's error after the observer did.
         let observed = seen.withLock { $0 }
         #expect(observed.count == 2)

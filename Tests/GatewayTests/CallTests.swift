@@ -1,9 +1,10 @@
 import Foundation
-import GStreamer
 import Gateway
+import GStreamer
 import Synchronization
 import Testing
 import WebRTC
+import WebRTCDemo
 
 /// Two gateways in one room through a real vcall-server: signaling, mesh negotiation and media.
 @Suite("Calls through vcall-server", .serialized)

@@ -16,7 +16,7 @@ struct ParticipantRecorderTests {
         defer { directory.remove() }
         let call = try await RecordingCall.start(name: "rec1")
         // Made before the tracks arrive, as when recording is on from the start of a call.
-        let recorder = try await ParticipantRecorder.start(tap: call.tap, directory: directory.url, room: "stand up/daily",
+        let recorder = try await ParticipantRecorder.start(tracks: call.tracks, pipeline: call.receiver.pipeline, directory: directory.url, room: "stand up/daily",
                                                            expecting: [.video, .audio])
         try await call.waitUntilConnected()
         let linked = try await waitForRecordingPhase(recorder)
@@ -87,7 +87,7 @@ struct ParticipantRecorderTests {
         var files: [URL] = []
         for _ in 0..<2 {
             // Started mid-call: the tracks already flow into their tees.
-            let recorder = try await ParticipantRecorder.start(tap: call.tap, directory: directory.url, room: "room",
+            let recorder = try await ParticipantRecorder.start(tracks: call.tracks, pipeline: call.receiver.pipeline, directory: directory.url, room: "room",
                                                                expecting: [.video, .audio])
             try await recorder.waitUntilRecording(timeout: .seconds(15))
             try await Task.sleep(for: .seconds(2))
@@ -116,8 +116,8 @@ struct ParticipantRecorderTests {
         let pipeline = try Pipeline(name: "empty")
         try pipeline.setState(.playing)
         defer { _ = try? pipeline.setState(.null) }
-        let tap = ParticipantTap(pipeline: pipeline, participantID: "ghost", displayName: "")
-        let recorder = try await ParticipantRecorder.start(tap: tap, directory: directory.url, room: "r", expecting: [.video])
+        let tracks = ParticipantTracks(participantID: "ghost", displayName: "")
+        let recorder = try await ParticipantRecorder.start(tracks: tracks, pipeline: pipeline, directory: directory.url, room: "r", expecting: [.video])
         #expect(recorder.file.lastPathComponent.hasPrefix("r-ghost-"), "the id names the file when there is no display name")
         let report = await recorder.stop()
         #expect(report.videoFrames == 0 && !report.finalizedCleanly)
@@ -225,7 +225,7 @@ struct RecordingFailureTests {
         }
         let call = try await RecordingCall.start(name: "rec3")
         try await call.waitUntilConnected()
-        let recorder = try await ParticipantRecorder.start(tap: call.tap, directory: mountPoint.url, room: "full",
+        let recorder = try await ParticipantRecorder.start(tracks: call.tracks, pipeline: call.receiver.pipeline, directory: mountPoint.url, room: "full",
                                                            expecting: [.video, .audio])
         try await recorder.waitUntilRecording(timeout: .seconds(15))
         let deadline = ContinuousClock.now + .seconds(60)
@@ -245,7 +245,7 @@ struct RecordingFailureTests {
         #expect(probed.videoFrames.first?.isKey == true)
 
         // The call goes on: the same tees feed a new recording elsewhere.
-        let next = try await ParticipantRecorder.start(tap: call.tap, directory: elsewhere.url, room: "full",
+        let next = try await ParticipantRecorder.start(tracks: call.tracks, pipeline: call.receiver.pipeline, directory: elsewhere.url, room: "full",
                                                        expecting: [.video, .audio])
         try await next.waitUntilRecording(timeout: .seconds(15))
         try await Task.sleep(for: .seconds(1))

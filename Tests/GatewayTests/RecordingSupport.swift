@@ -4,22 +4,23 @@ import GStreamer
 import Synchronization
 import Testing
 import WebRTC
+import WebRTCDemo
 
 /// A sender peer sending VP8 + Opus test media and a receiver peer in the same process whose remote
-/// tracks go into a `ParticipantTap` (as the gateway will do for each remote participant).
+/// tracks go into a `ParticipantTracks` (as the gateway does for each remote participant).
 final class RecordingCall: Sendable {
     let sender: WebRTCPeer
     let receiver: WebRTCPeer
-    let tap: ParticipantTap
+    let tracks: ParticipantTracks
     /// Encoded video frames the sender produced (counted at its encoder's tee).
     let encodedVideoFrames = Atomic<Int>(0)
     private let tasks = Mutex<[Task<Void, Never>]>([])
     private let connected = Atomic<Bool>(false)
 
-    private init(sender: WebRTCPeer, receiver: WebRTCPeer, tap: ParticipantTap) {
+    private init(sender: WebRTCPeer, receiver: WebRTCPeer, tracks: ParticipantTracks) {
         self.sender = sender
         self.receiver = receiver
-        self.tap = tap
+        self.tracks = tracks
     }
 
     static func start(name: String) async throws -> RecordingCall {
@@ -29,8 +30,8 @@ final class RecordingCall: Sendable {
         try senderPipeline.setState(.playing)
         let sender = try WebRTCPeer(configuration: WebRTCConfiguration(name: "\(name)-a"), pipeline: senderPipeline)
         let receiver = try WebRTCPeer(configuration: WebRTCConfiguration(name: "\(name)-b"))
-        let tap = ParticipantTap(pipeline: receiver.pipeline, participantID: "\(name)-id", displayName: "Alice \(name)")
-        let call = RecordingCall(sender: sender, receiver: receiver, tap: tap)
+        let tracks = ParticipantTracks(participantID: "\(name)-id", displayName: "Alice \(name)")
+        let call = RecordingCall(sender: sender, receiver: receiver, tracks: tracks)
         media.videoTee.staticPad("sink")?.addProbe(.buffer) { [weak call] _ in
             call?.encodedVideoFrames.add(1, ordering: .relaxed)
             return .ok
@@ -50,13 +51,13 @@ final class RecordingCall: Sendable {
 
     private func watch(_ peer: WebRTCPeer, other: WebRTCPeer) {
         let isReceiver = peer === receiver
-        let task = Task { [weak self, tap] in
+        let task = Task { [weak self, tracks] in
             for await event in peer.events {
                 switch event {
                 case .localCandidate(let candidate): try? await other.addICECandidate(candidate)
                 case .connectionState(.connected): self?.connected.store(true, ordering: .relaxed)
                 case .remoteTrack(let track) where isReceiver:
-                    do { try tap.add(track) } catch { Issue.record("cannot tap \(track): \(error)") }
+                    tracks.add(track)
                 default: break
                 }
             }
@@ -75,7 +76,6 @@ final class RecordingCall: Sendable {
     func close() async {
         await sender.close()
         await receiver.close()
-        tap.remove()
         _ = try? sender.pipeline.setState(.null)
         for task in tasks.withLock({ $0 }) { task.cancel() }
     }

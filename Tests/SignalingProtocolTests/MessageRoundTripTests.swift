@@ -1,12 +1,13 @@
-import Foundation
-import Testing
 
+import Foundation
 @testable import SignalingProtocol
+import Testing
+import WebRTCTypes
 
 @Suite("Messages round-trip through JSON")
 struct MessageRoundTripTests {
-    static let description = SessionDescription(type: "offer", sdp: "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\n")
-    static let candidate = IceCandidate(candidate: "candidate:1 1 UDP 2122252543 192.168.1.2 54321 typ host", sdpMid: "0", sdpMLineIndex: 0)
+    static let description = RTCSessionDescriptionInit(type: .offer, sdp: "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\n")
+    static let candidate = RTCIceCandidateInit(candidate: "candidate:1 1 UDP 2122252543 192.168.1.2 54321 typ host", sdpMid: "0", sdpMLineIndex: 0)
 
     static let clientMessages: [ClientMessage] = [
         .joinRoom(roomId: "room-1", name: nil, capacity: nil),
@@ -14,9 +15,9 @@ struct MessageRoundTripTests {
         .leaveRoom,
         .offer(to: nil, offer: description),
         .offer(to: "abc", offer: description),
-        .answer(to: "abc", answer: SessionDescription(type: "answer", sdp: "v=0\r\n")),
+        .answer(to: "abc", answer: RTCSessionDescriptionInit(type: .answer, sdp: "v=0\r\n")),
         .iceCandidate(to: "abc", candidate: candidate),
-        .iceCandidate(to: nil, candidate: IceCandidate(candidate: "c", sdpMid: nil, sdpMLineIndex: nil, usernameFragment: "uf")),
+        .iceCandidate(to: nil, candidate: RTCIceCandidateInit(candidate: "c", sdpMid: nil, sdpMLineIndex: nil, usernameFragment: "uf")),
         .iceCandidate(to: "abc", candidate: nil),
         .call(to: "abc", roomId: "r123"),
         .callAccept(to: "abc"),
@@ -29,15 +30,15 @@ struct MessageRoundTripTests {
     static let serverMessages: [ServerMessage] = [
         .welcome(id: "id1", name: "guest-1a2b", iceServers: [], resumeToken: nil),
         .welcome(id: "id1", name: "ada", iceServers: [
-            IceServer(urls: ["stun:stun.example.org:3478"]),
-            IceServer(urls: ["turn:turn.example.org:3478"], username: "u", credential: "p"),
+            RTCIceServer(urls: ["stun:stun.example.org:3478"]),
+            RTCIceServer(urls: ["turn:turn.example.org:3478"], username: "u", credential: "p"),
         ], resumeToken: "id1.0123abcd"),
         .roomJoined(roomId: "r", self: PeerInfo(id: "a", name: "Ada"), peers: [PeerInfo(id: "b", name: "Bob")], capacity: 8),
         .userJoined(from: "b", name: "Bob", roomUsers: ["a", "b"]),
         .userDisconnected(from: "b"),
         .fullRoom(roomId: "r"),
         .offer(from: "a", offer: description),
-        .answer(from: "a", answer: SessionDescription(type: "answer", sdp: "v=0")),
+        .answer(from: "a", answer: RTCSessionDescriptionInit(type: .answer, sdp: "v=0")),
         .iceCandidate(from: "a", candidate: candidate),
         .iceCandidate(from: "a", candidate: nil),
         .onlineUsers(users: [OnlineUser(id: "a", name: "Ada", inCall: true), OnlineUser(id: "b", name: "Bob", inCall: false)]),
@@ -74,7 +75,7 @@ struct MessageRoundTripTests {
 
     @Test("a candidate without sdpMid keeps the field as null")
     func candidateNullsAreKept() throws {
-        let text = ServerMessage.iceCandidate(from: "x", candidate: IceCandidate(candidate: "c", sdpMid: nil, sdpMLineIndex: 1)).jsonString()
+        let text = ServerMessage.iceCandidate(from: "x", candidate: RTCIceCandidateInit(candidate: "c", sdpMid: nil, sdpMLineIndex: 1)).jsonString()
         #expect(text.contains(#""sdpMid":null"#))
         #expect(text.contains(#""sdpMLineIndex":1"#))
         #expect(!text.contains("usernameFragment"))
@@ -83,7 +84,7 @@ struct MessageRoundTripTests {
     @Test("a client's own from field is ignored")
     func clientFromIsIgnored() throws {
         let message = try ClientMessage.parse(Array(#"{"type":"offer","from":"forged","to":"b","offer":{"type":"offer","sdp":"v=0"}}"#.utf8))
-        #expect(message == .offer(to: "b", offer: SessionDescription(type: "offer", sdp: "v=0")))
+        #expect(message == .offer(to: "b", offer: RTCSessionDescriptionInit(type: .offer, sdp: "v=0")))
         #expect(!message.jsonString().contains("forged"))
     }
 
@@ -98,7 +99,7 @@ struct MessageRoundTripTests {
 
     @Test("ice servers accept urls as a string or an array")
     func iceServerURLsAsString() throws {
-        let server = try JSONDecoder().decode(IceServer.self, from: Data(#"{"urls":"stun:a"}"#.utf8))
+        let server = try JSONDecoder().decode(RTCIceServer.self, from: Data(#"{"urls":"stun:a"}"#.utf8))
         #expect(server.urls == ["stun:a"])
     }
 }

@@ -1,6 +1,7 @@
 import Foundation
 import SignalingProtocol
 import Testing
+import WebRTCTypes
 
 @Suite("Relay envelopes: offers, answers and candidates recognized without decoding their payload")
 struct RelayEnvelopeTests {
@@ -28,10 +29,10 @@ struct RelayEnvelopeTests {
         switch message {
         case .offer(let to, let description), .answer(let to, let description):
             #expect(envelope.to == to)
-            #expect(try JSONDecoder().decode(SessionDescription.self, from: Data(payload.utf8)) == description)
+            #expect(try JSONDecoder().decode(RTCSessionDescriptionInit.self, from: Data(payload.utf8)) == description)
         case .iceCandidate(let to, let candidate):
             #expect(envelope.to == to)
-            #expect(try JSONDecoder().decode(IceCandidate?.self, from: Data(payload.utf8)) == candidate)
+            #expect(try JSONDecoder().decode(RTCIceCandidateInit?.self, from: Data(payload.utf8)) == candidate)
         default:
             Issue.record("parsed as \(message.type)")
         }
@@ -95,7 +96,7 @@ struct RelayEnvelopeTests {
             #expect(recognize(offer(before + "é" + after)) == nil)
             #expect(recognize(offer(before + "\"" + after)) == nil)
             let (_, payload) = try #require(recognize(offer(before + #"\"\\"# + after)))
-            #expect(try JSONDecoder().decode(SessionDescription.self, from: Data(payload.utf8)).sdp == before + #""\"# + after)
+            #expect(try JSONDecoder().decode(RTCSessionDescriptionInit.self, from: Data(payload.utf8)).sdp == before + #""\"# + after)
         }
     }
 }

@@ -1,9 +1,10 @@
+
 import Foundation
 import HTTPTypes
 import SignalingProtocol
-import Testing
-
 @testable import SignalingServer
+import Testing
+import WebRTCTypes
 
 extension ServerTests {
     @Suite("Abuse: floods of malformed frames", .timeLimit(.minutes(2)))
@@ -59,9 +60,9 @@ extension ServerTests {
 
                 // Meanwhile the call negotiates: offer, answer, candidates, each stamped with the true sender.
                 for round in 0..<10 {
-                    try await alice.send(.offer(to: bob.id, offer: SessionDescription(type: "offer", sdp: sdp("offer-\(round)"))))
-                    try await bob.send(.answer(to: nil, answer: SessionDescription(type: "answer", sdp: sdp("answer-\(round)"))))
-                    try await alice.send(.iceCandidate(to: nil, candidate: IceCandidate(candidate: "candidate:\(round)", sdpMid: "0", sdpMLineIndex: 0)))
+                    try await alice.send(.offer(to: bob.id, offer: RTCSessionDescriptionInit(type: .offer, sdp: sdp("offer-\(round)"))))
+                    try await bob.send(.answer(to: nil, answer: RTCSessionDescriptionInit(type: .answer, sdp: sdp("answer-\(round)"))))
+                    try await alice.send(.iceCandidate(to: nil, candidate: RTCIceCandidateInit(candidate: "candidate:\(round)", sdpMid: "0", sdpMLineIndex: 0)))
                     var sawOffer = false
                     while !sawOffer {
                         // Attackers may forge offers to bob from alice's id; the server stamps their own id instead.
@@ -74,8 +75,8 @@ extension ServerTests {
                             sawOffer = true
                         }
                     }
-                    #expect(try await alice.next("answer") == .answer(from: bob.id, answer: SessionDescription(type: "answer", sdp: sdp("answer-\(round)"))))
-                    #expect(try await bob.next("ice-candidate") == .iceCandidate(from: alice.id, candidate: IceCandidate(candidate: "candidate:\(round)", sdpMid: "0", sdpMLineIndex: 0)))
+                    #expect(try await alice.next("answer") == .answer(from: bob.id, answer: RTCSessionDescriptionInit(type: .answer, sdp: sdp("answer-\(round)"))))
+                    #expect(try await bob.next("ice-candidate") == .iceCandidate(from: alice.id, candidate: RTCIceCandidateInit(candidate: "candidate:\(round)", sdpMid: "0", sdpMLineIndex: 0)))
                 }
                 try await flood.value
 

@@ -1,9 +1,10 @@
+
 import Foundation
 import HTTPTypes
 import SignalingProtocol
-import Testing
-
 @testable import SignalingServer
+import Testing
+import WebRTCTypes
 
 extension ServerTests {
     @Suite("Every error code over a live socket; the connection stays open", .timeLimit(.minutes(1)))
@@ -67,13 +68,13 @@ extension ServerTests {
                 _ = try await a.join("big")
                 _ = try await b.join("big")
                 let huge = String(repeating: "a", count: 5000)
-                try await a.send(.offer(to: nil, offer: SessionDescription(type: "offer", sdp: huge)))
+                try await a.send(.offer(to: nil, offer: RTCSessionDescriptionInit(type: .offer, sdp: huge)))
                 let error = try await a.nextError()
                 #expect(error.code == .tooLarge)
                 #expect(error.message.contains("4096"))
                 #expect(try await b.received("offer").isEmpty)
                 // A default 64 KiB server accepts an SDP larger than Hummingbird's 16 KiB default frame size.
-                try await a.send(.offer(to: nil, offer: SessionDescription(type: "offer", sdp: String(repeating: "b", count: 3000))))
+                try await a.send(.offer(to: nil, offer: RTCSessionDescriptionInit(type: .offer, sdp: String(repeating: "b", count: 3000))))
                 _ = try await b.next("offer")
                 await a.close()
                 await b.close()
@@ -88,9 +89,9 @@ extension ServerTests {
                 _ = try await a.join("sdp")
                 _ = try await b.join("sdp")
                 let bigSDP = String(repeating: "a=candidate:x\r\n", count: 40_000 / 15)
-                try await a.send(.offer(to: nil, offer: SessionDescription(type: "offer", sdp: bigSDP)))
-                #expect(try await b.next("offer") == .offer(from: a.id, offer: SessionDescription(type: "offer", sdp: bigSDP)))
-                try await a.send(.offer(to: nil, offer: SessionDescription(type: "offer", sdp: String(repeating: "x", count: 100_000))))
+                try await a.send(.offer(to: nil, offer: RTCSessionDescriptionInit(type: .offer, sdp: bigSDP)))
+                #expect(try await b.next("offer") == .offer(from: a.id, offer: RTCSessionDescriptionInit(type: .offer, sdp: bigSDP)))
+                try await a.send(.offer(to: nil, offer: RTCSessionDescriptionInit(type: .offer, sdp: String(repeating: "x", count: 100_000))))
                 #expect(try await a.nextError().code == .tooLarge)
                 try await stillWorks(a)
                 await a.close()

@@ -1,10 +1,11 @@
+
 import Foundation
 import HTTPTypes
 import Hummingbird
 import SignalingProtocol
-import Testing
-
 @testable import SignalingServer
+import Testing
+import WebRTCTypes
 
 extension ServerTests {
     @Suite("REST API, metrics and the web app's files", .timeLimit(.minutes(1)))
@@ -40,7 +41,7 @@ extension ServerTests {
                 let b = try await server.connect()
                 _ = try await a.join("m")
                 _ = try await b.join("m")
-                try await a.send(.offer(to: nil, offer: SessionDescription(type: "offer", sdp: "x")))
+                try await a.send(.offer(to: nil, offer: RTCSessionDescriptionInit(type: .offer, sdp: "x")))
                 _ = try await b.next("offer")
                 try await a.sendRaw("nope")
                 _ = try await a.nextError()

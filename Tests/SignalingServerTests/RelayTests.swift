@@ -1,8 +1,9 @@
+
 import Foundation
 import SignalingProtocol
-import Testing
-
 @testable import SignalingServer
+import Testing
+import WebRTCTypes
 
 extension ServerTests {
     @Suite("Relay: payloads pass through as sent, stamped with the true sender", .timeLimit(.minutes(2)))
@@ -45,13 +46,13 @@ extension ServerTests {
                 let candidate = try await bob.nextText("ice-candidate")
                 #expect(candidate.contains(#""sdpMid":null"#) && candidate.contains(#""sdpMLineIndex":null"#))
                 #expect(try ServerMessage.decode(candidate) == .iceCandidate(
-                    from: ada.id, candidate: IceCandidate(candidate: "candidate:1", sdpMid: nil, sdpMLineIndex: nil)
+                    from: ada.id, candidate: RTCIceCandidateInit(candidate: "candidate:1", sdpMid: nil, sdpMLineIndex: nil)
                 ))
 
                 try await ada.sendRaw(#"{"type":"offer","offer":{"type":"offer","sdp":"v=0","secret":"x"}}"#)
                 let offer = try await bob.nextText("offer")
                 #expect(!offer.contains("secret"))
-                #expect(try ServerMessage.decode(offer) == .offer(from: ada.id, offer: SessionDescription(type: "offer", sdp: "v=0")))
+                #expect(try ServerMessage.decode(offer) == .offer(from: ada.id, offer: RTCSessionDescriptionInit(type: .offer, sdp: "v=0")))
                 await ada.close()
                 await bob.close()
             }

@@ -1,8 +1,9 @@
+
 import Foundation
 import SignalingProtocol
-import Testing
-
 @testable import SignalingServer
+import Testing
+import WebRTCTypes
 
 extension ServerTests {
     @Suite("Resuming after a dropped socket", .timeLimit(.minutes(1)))
@@ -54,7 +55,7 @@ extension ServerTests {
                 let members = ((rooms?["rooms"] as? [[String: Any]])?.first?["members"] as? [[String: Any]])?.compactMap { $0["id"] as? String }
                 #expect(members == [ada.id, bob.id])
                 // What Bob sends her meanwhile is held for her.
-                let offer = SessionDescription(type: "offer", sdp: sdp("held"))
+                let offer = RTCSessionDescriptionInit(type: .offer, sdp: sdp("held"))
                 try await bob.send(.offer(to: ada.id, offer: offer))
                 try await bob.send(.mediaState(MediaState(audio: false, video: true, screen: false)))
 
@@ -79,8 +80,8 @@ extension ServerTests {
                 seen += try await bob.drain(within: .milliseconds(500))
                 #expect(Self.membershipChanges(seen) == [])
                 // And the relay works both ways again.
-                try await resumed.send(.answer(to: bob.id, answer: SessionDescription(type: "answer", sdp: sdp("a"))))
-                #expect(try await bob.next("answer") == .answer(from: ada.id, answer: SessionDescription(type: "answer", sdp: sdp("a"))))
+                try await resumed.send(.answer(to: bob.id, answer: RTCSessionDescriptionInit(type: .answer, sdp: sdp("a"))))
+                #expect(try await bob.next("answer") == .answer(from: ada.id, answer: RTCSessionDescriptionInit(type: .answer, sdp: sdp("a"))))
                 await resumed.close()
                 await bob.close()
             }

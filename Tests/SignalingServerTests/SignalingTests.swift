@@ -1,21 +1,22 @@
+
 import Foundation
 import HTTPTypes
 import SignalingProtocol
-import Testing
-
 @testable import SignalingServer
+import Testing
+import WebRTCTypes
 
 extension ServerTests {
     @Suite("Signaling over a live WebSocket", .timeLimit(.minutes(1)))
     struct SignalingTests {
         @Test("a new connection gets welcome with its id, a guest name and the configured ICE servers")
         func welcome() async throws {
-            try await TestServer.run({ $0.iceServers = [IceServer(urls: ["stun:stun.example.org:3478"])] }) { server in
+            try await TestServer.run({ $0.iceServers = [RTCIceServer(urls: ["stun:stun.example.org:3478"])] }) { server in
                 let a = try await server.connect()
                 let b = try await server.connect()
                 #expect(a.id != b.id)
                 #expect(a.name.hasPrefix("guest-"))
-                #expect(a.iceServers == [IceServer(urls: ["stun:stun.example.org:3478"])])
+                #expect(a.iceServers == [RTCIceServer(urls: ["stun:stun.example.org:3478"])])
                 await a.close()
                 await b.close()
             }
@@ -58,10 +59,10 @@ extension ServerTests {
                 _ = try await b.join("relay")
                 // A forged from is ignored.
                 try await a.sendRaw(#"{"type":"offer","from":"forged","offer":{"type":"offer","sdp":"\#(sdp("a").replacingOccurrences(of: "\r\n", with: "\\r\\n"))"}}"#)
-                #expect(try await b.next("offer") == .offer(from: a.id, offer: SessionDescription(type: "offer", sdp: sdp("a"))))
-                try await b.send(.answer(to: a.id, answer: SessionDescription(type: "answer", sdp: sdp("b"))))
-                #expect(try await a.next("answer") == .answer(from: b.id, answer: SessionDescription(type: "answer", sdp: sdp("b"))))
-                let candidate = IceCandidate(candidate: "candidate:1 1 udp 2122260223 10.0.0.1 5000 typ host", sdpMid: "0", sdpMLineIndex: 0, usernameFragment: "abcd")
+                #expect(try await b.next("offer") == .offer(from: a.id, offer: RTCSessionDescriptionInit(type: .offer, sdp: sdp("a"))))
+                try await b.send(.answer(to: a.id, answer: RTCSessionDescriptionInit(type: .answer, sdp: sdp("b"))))
+                #expect(try await a.next("answer") == .answer(from: b.id, answer: RTCSessionDescriptionInit(type: .answer, sdp: sdp("b"))))
+                let candidate = RTCIceCandidateInit(candidate: "candidate:1 1 udp 2122260223 10.0.0.1 5000 typ host", sdpMid: "0", sdpMLineIndex: 0, usernameFragment: "abcd")
                 try await a.send(.iceCandidate(to: b.id, candidate: candidate))
                 #expect(try await b.next("ice-candidate") == .iceCandidate(from: a.id, candidate: candidate))
                 try await a.send(.iceCandidate(to: nil, candidate: nil))
@@ -80,11 +81,11 @@ extension ServerTests {
                 _ = try await a.join("r1")
                 _ = try await b.join("r1")
                 _ = try await outsider.join("r2")
-                try await a.send(.offer(to: outsider.id, offer: SessionDescription(type: "offer", sdp: "x")))
+                try await a.send(.offer(to: outsider.id, offer: RTCSessionDescriptionInit(type: .offer, sdp: "x")))
                 #expect(try await a.nextError().code == .unknownPeer)
-                try await a.send(.offer(to: a.id, offer: SessionDescription(type: "offer", sdp: "x")))
+                try await a.send(.offer(to: a.id, offer: RTCSessionDescriptionInit(type: .offer, sdp: "x")))
                 #expect(try await a.nextError().code == .unknownPeer)
-                try await a.send(.answer(to: "nobody", answer: SessionDescription(type: "answer", sdp: "x")))
+                try await a.send(.answer(to: "nobody", answer: RTCSessionDescriptionInit(type: .answer, sdp: "x")))
                 #expect(try await a.nextError().code == .unknownPeer)
                 #expect(try await outsider.received("offer").isEmpty)
                 #expect(try await b.received("offer").isEmpty)
@@ -101,19 +102,19 @@ extension ServerTests {
                 let b = try await server.connect()
                 let c = try await server.connect()
                 _ = try await a.join("three")
-                try await a.send(.offer(to: nil, offer: SessionDescription(type: "offer", sdp: "alone")))
+                try await a.send(.offer(to: nil, offer: RTCSessionDescriptionInit(type: .offer, sdp: "alone")))
                 #expect(try await a.nextError().code == .invalidMessage)
                 _ = try await b.join("three")
-                try await a.send(.offer(to: nil, offer: SessionDescription(type: "offer", sdp: "pair")))
-                #expect(try await b.next("offer") == .offer(from: a.id, offer: SessionDescription(type: "offer", sdp: "pair")))
+                try await a.send(.offer(to: nil, offer: RTCSessionDescriptionInit(type: .offer, sdp: "pair")))
+                #expect(try await b.next("offer") == .offer(from: a.id, offer: RTCSessionDescriptionInit(type: .offer, sdp: "pair")))
                 _ = try await c.join("three")
                 try await a.send(.iceCandidate(to: nil, candidate: nil))
                 let error = try await a.nextError()
                 #expect(error.code == .invalidMessage)
                 #expect(error.message.contains("\"to\" is required"))
                 // With to, only the named member receives it.
-                try await a.send(.offer(to: c.id, offer: SessionDescription(type: "offer", sdp: "to-c")))
-                #expect(try await c.next("offer") == .offer(from: a.id, offer: SessionDescription(type: "offer", sdp: "to-c")))
+                try await a.send(.offer(to: c.id, offer: RTCSessionDescriptionInit(type: .offer, sdp: "to-c")))
+                #expect(try await c.next("offer") == .offer(from: a.id, offer: RTCSessionDescriptionInit(type: .offer, sdp: "to-c")))
                 #expect(try await b.received("offer").isEmpty)
                 for peer in [a, b, c] { await peer.close() }
             }
@@ -123,7 +124,7 @@ extension ServerTests {
         func notInRoom() async throws {
             try await TestServer.run { server in
                 let a = try await server.connect()
-                try await a.send(.offer(to: nil, offer: SessionDescription(type: "offer", sdp: "x")))
+                try await a.send(.offer(to: nil, offer: RTCSessionDescriptionInit(type: .offer, sdp: "x")))
                 #expect(try await a.nextError().code == .notInRoom)
                 try await a.send(.leaveRoom)
                 #expect(try await a.nextError().code == .notInRoom)
@@ -228,8 +229,8 @@ extension ServerTests {
                 #expect(try await ada.next("call-accepted") == .callAccepted(from: bob.id))
                 _ = try await ada.join("call-7f3a", capacity: 2)
                 _ = try await bob.join("call-7f3a", capacity: 2)
-                try await ada.send(.offer(to: nil, offer: SessionDescription(type: "offer", sdp: "call")))
-                #expect(try await bob.next("offer") == .offer(from: ada.id, offer: SessionDescription(type: "offer", sdp: "call")))
+                try await ada.send(.offer(to: nil, offer: RTCSessionDescriptionInit(type: .offer, sdp: "call")))
+                #expect(try await bob.next("offer") == .offer(from: ada.id, offer: RTCSessionDescriptionInit(type: .offer, sdp: "call")))
                 try await bob.send(.hangup(to: nil))
                 #expect(try await ada.next("hangup") == .hangup(from: bob.id))
                 await ada.close()

@@ -1,3 +1,4 @@
+
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -7,9 +8,9 @@ import HummingbirdWSTesting
 import Logging
 import NIOCore
 import SignalingProtocol
-import Testing
-
 @testable import SignalingServer
+import Testing
+import WebRTCTypes
 
 struct TestTimeout: Error, CustomStringConvertible {
     var description: String
@@ -135,7 +136,7 @@ final class WSPeer: Sendable {
     let task: Task<Void, any Error>
     let id: String
     let name: String
-    let iceServers: [IceServer]
+    let iceServers: [RTCIceServer]
     let resumeToken: String?
 
     private init(outbound: WebSocketOutboundWriter, task: Task<Void, any Error>, mailbox: Mailbox, welcome: ServerMessage) throws {

@@ -8,7 +8,7 @@ import Testing
 struct ConnectionStateTests {
     /// Feeds webrtcbin's states (or "keys" for dtlssrtpenc's on-key-set) and returns the states reported.
     private func reported(_ inputs: [String]) -> [String] {
-        let shared = SharedState()
+        let shared = PeerSharedState()
         let events = Mutex<[String]>([])
         for input in inputs {
             if input == "keys" {

@@ -1,7 +1,10 @@
 import Foundation
 import GStreamer
+import GStreamerWebRTC
 import Testing
 @testable import WebRTC
+import WebRTCDemo
+import WebRTCTypes
 
 /// Real peers over the network namespace's interfaces (scripts/netns-run), real media, bounded time.
 @Suite("WebRTCPeer with real media", .timeLimit(.minutes(2)))
@@ -136,7 +139,7 @@ struct WebRTCPeerTests {
         try await answerer.addTrack(.vp8, from: answererMedia.videoTee)
         try await answerer.addTrack(.opus, from: answererMedia.audioTee)
         try answererPipeline.setState(.playing)
-        try await answerer.setRemoteDescription(SessionDescription(type: .offer, sdp: renumbered))
+        try await answerer.setRemoteDescription(RTCSessionDescriptionInit(type: .offer, sdp: renumbered))
         let answer = try await answerer.createAnswer()
         let summary = SDPSummary(answer.sdp)
         #expect(summary.firstPayloadType(kind: "video", encodingName: "VP8")?.payloadType == 120)
@@ -191,7 +194,7 @@ struct WebRTCPeerTests {
     func badInput() async throws {
         let peer = try WebRTCPeer(configuration: WebRTCConfiguration(name: "bad"))
         await #expect(throws: WebRTCError.self) {
-            try await peer.setRemoteDescription(SessionDescription(type: .offer, sdp: "this is not sdp"))
+            try await peer.setRemoteDescription(RTCSessionDescriptionInit(type: .offer, sdp: "this is not sdp"))
         }
         await #expect(throws: WebRTCError.self) {
             try await peer.createAnswer()

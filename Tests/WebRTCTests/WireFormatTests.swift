@@ -1,42 +1,43 @@
 import Foundation
 import Testing
 @testable import WebRTC
+import WebRTCTypes
 
 @Suite("Wire formats")
 struct WireFormatTests {
-    @Test("SessionDescription's JSON is RTCSessionDescriptionInit")
+    @Test("RTCSessionDescriptionInit's JSON is RTCSessionDescriptionInit")
     func sessionDescriptionJSON() throws {
         let json = #"{"type":"offer","sdp":"v=0\r\n"}"#
-        let decoded = try JSONDecoder().decode(SessionDescription.self, from: Data(json.utf8))
-        #expect(decoded == SessionDescription(type: .offer, sdp: "v=0\r\n"))
+        let decoded = try JSONDecoder().decode(RTCSessionDescriptionInit.self, from: Data(json.utf8))
+        #expect(decoded == RTCSessionDescriptionInit(type: .offer, sdp: "v=0\r\n"))
         let encoded = try JSONSerialization.jsonObject(with: JSONEncoder().encode(decoded)) as? [String: String]
         #expect(encoded == ["type": "offer", "sdp": "v=0\r\n"])
         #expect(throws: DecodingError.self) {
-            _ = try JSONDecoder().decode(SessionDescription.self, from: Data(#"{"type":"bogus","sdp":""}"#.utf8))
+            _ = try JSONDecoder().decode(RTCSessionDescriptionInit.self, from: Data(#"{"type":"bogus","sdp":""}"#.utf8))
         }
     }
 
-    @Test("ICECandidate's JSON is RTCIceCandidateInit, with nulls where the browser writes them")
+    @Test("RTCIceCandidateInit's JSON is RTCIceCandidateInit, with nulls where the browser writes them")
     func candidateJSON() throws {
         let browser = #"{"candidate":"candidate:1 1 udp 2122260223 10.0.0.2 54321 typ host","sdpMid":"0","sdpMLineIndex":0,"usernameFragment":"abcd"}"#
-        let decoded = try JSONDecoder().decode(ICECandidate.self, from: Data(browser.utf8))
+        let decoded = try JSONDecoder().decode(RTCIceCandidateInit.self, from: Data(browser.utf8))
         #expect(decoded.sdpMid == "0")
         #expect(decoded.sdpMLineIndex == 0)
         #expect(decoded.usernameFragment == "abcd")
-        let midless = ICECandidate(candidate: "candidate:2 1 udp 1 10.0.0.2 1 typ host", sdpMid: nil, sdpMLineIndex: 1)
+        let midless = RTCIceCandidateInit(candidate: "candidate:2 1 udp 1 10.0.0.2 1 typ host", sdpMid: nil, sdpMLineIndex: 1)
         let object = try JSONSerialization.jsonObject(with: JSONEncoder().encode(midless)) as? [String: Any]
         #expect(object?["sdpMid"] is NSNull)
         #expect(object?["sdpMLineIndex"] as? Int == 1)
         #expect(object?.keys.contains("usernameFragment") == false)
         // The end-of-candidates form some browsers send.
-        let empty = try JSONDecoder().decode(ICECandidate.self, from: Data(#"{"candidate":"","sdpMid":"0","sdpMLineIndex":0}"#.utf8))
+        let empty = try JSONDecoder().decode(RTCIceCandidateInit.self, from: Data(#"{"candidate":"","sdpMid":"0","sdpMLineIndex":0}"#.utf8))
         #expect(empty.candidate.isEmpty)
     }
 
     @Test("RTCIceServer URLs become webrtcbin's URLs with credentials")
     func iceServers() throws {
         let json = #"[{"urls":"stun:stun.example.org:3478"},{"urls":["turn:turn.example.org:3478?transport=udp"],"username":"bob","credential":"p@ss word"}]"#
-        let servers = try JSONDecoder().decode([ICEServer].self, from: Data(json.utf8))
+        let servers = try JSONDecoder().decode([RTCIceServer].self, from: Data(json.utf8))
         #expect(servers[0].webrtcbinURLs.map(\.url) == ["stun://stun.example.org:3478"])
         #expect(servers[1].webrtcbinURLs.first?.isTURN == true)
         #expect(servers[1].webrtcbinURLs.first?.url == "turn://bob:p%40ss%20word@turn.example.org:3478?transport=udp")
@@ -61,6 +62,6 @@ struct WireFormatTests {
         #expect(summary.media[1].ssrcs == [317772607, 143411699])
         #expect(summary.media[1].nackPayloadTypes == [96], "only generic NACK counts, not nack pli")
         #expect(summary.media[0].ssrcs.isEmpty && summary.media[0].nackPayloadTypes.isEmpty)
-        #expect(WebRTCPeer.retransmissions(in: summary) == [317772607: true, 143411699: true])
+        #expect(summary.retransmissionsBySSRC == [317772607: true, 143411699: true])
     }
 }

@@ -52,11 +52,13 @@ def start_recorded_call(gateways, record_dir: Path, *sender_args: str, sender_en
     recorder = gateways("recorder", room, "--record", str(record_dir), "--video", "none", "--audio", "none",
                         port=free_port())
     sender = gateways("sender", room, *SENDER_ARGS, *sender_args, server=recorder.websocket(), env=sender_env)
-    # The recorder logs the branches it linked, in whichever order the tracks arrived.
+    # The recorder logs the branches it linked, in whichever order the tracks arrived:
+    # "recording audio OPUS/111 on src_1, video VP8/96 on src_0".
+    linked = re.compile(r"\brecording (audio|video) \w+/\d+ on src_\d+, (audio|video) \w+/\d+ on src_\d+")
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         log = recorder.log_text(full=True)
-        if " recording " in log and "OPUS" in log and "VP8" in log and "via vcall-tap" in log:
+        if any(linked.search(line) and "OPUS" in line and "VP8" in line for line in log.splitlines()):
             return recorder, sender, time.monotonic()
         time.sleep(0.05)
     raise AssertionError(f"the recorder never linked the sender's tracks:\n{recorder.log_text()}")

@@ -80,7 +80,7 @@ public final class MediaInput: Sendable {
     /// The sink pad sources link to: the first element of the normalize chain.
     private let slot: Pad
 
-    private struct Source: @unchecked Sendable {  // Bin and Pad are thread-safe GStreamer objects.
+    private struct Source: Sendable {
         let name: String
         let bin: Bin
         let pad: Pad
@@ -140,7 +140,7 @@ public final class MediaInput: Sendable {
                 _ = try? element.setState(.null)
                 try? pipeline.remove(element)
             }
-            throw Self.startFailure(error, resolved: resolved, kind: kind, keeping: nil)
+            throw Self.startFailure(error, resolved: resolved, kind: kind, bin: first.bin, keeping: nil)
         }
     }
 
@@ -162,12 +162,8 @@ public final class MediaInput: Sendable {
                 pixel-aspect-ratio=1/1,interlace-mode=progressive,colorimetry=bt601,chroma-site=jpeg,\
                 multiview-mode=mono,multiview-flags=(GstVideoMultiviewFlagsSet)0:ffffffff
                 """)))
-            let queue = try make("queue", "queue")
             // The encoder runs on its own thread; if it falls behind, old raw frames are dropped, not queued.
-            try queue.set("leaky", "downstream")
-            try queue.set("max-size-buffers", 2)
-            try queue.set("max-size-bytes", 0)
-            try queue.set("max-size-time", 0)
+            let queue = try Element.leakyQueue(name: "\(name)-queue", maxBuffers: 2)
             let encoder = try make("vp8enc", "encoder")
             try encoder.set("deadline", 1)
             try encoder.set("cpu-used", options.cpuUsed)
@@ -256,22 +252,29 @@ public final class MediaInput: Sendable {
         PipelineLibrary.isPath(resolved.name) ? resolved.file.path : "the \(kind) source '\(resolved.name)'"
     }
 
-    /// A user-facing error for a source that failed to start, with what to do about it.
-    private static func startFailure(_ error: Error, resolved: PipelineLibrary.Resolved, kind: MediaKind, keeping current: String?) -> GatewayError {
+    /// A user-facing error for a source (of `bin`) that failed to start, with what to do about it.
+    private static func startFailure(_ error: Error, resolved: PipelineLibrary.Resolved, kind: MediaKind, bin: Bin,
+                                     keeping current: String?) -> GatewayError {
         if let error = error as? GatewayError { return error }
         var reason = "\(error)"
-        if let failure = error as? WaitFailure { reason = failure.message }
-        if case .stateChange(_, _, let message)? = error as? GStreamerError {
-            // GStreamer's text without its "(from element): file.c(line): function (): /path" debug tail.
-            reason = message.range(of: " (from ").map { String(message[..<$0.lowerBound]) } ?? message
+        switch error {
+        case let failure as WaitFailure:
+            reason = failure.message
+        case GStreamerError.stateChange(_, _, let cause?):
+            // GStreamer's own words, without the element and debug text that follow in its description.
+            reason = cause.message
+        case GStreamerError.padLink(.noFormat, _):
+            reason = "its output is not raw \(kind.rawValue)"
+        default:
+            break
         }
-        let description = resolved.description
+        let factories = Set(bin.allElements.compactMap(\.factoryName))
         let advice: String
-        if description.contains("v4l2src") {
+        if factories.contains("v4l2src") {
             advice = "check the camera (--device) or use --video test or --video screen"
-        } else if description.contains("ximagesrc") {
+        } else if factories.contains("ximagesrc") {
             advice = "check that DISPLAY names a running X server, or use --video test"
-        } else if description.contains("pulsesrc") {
+        } else if factories.contains("pulsesrc") {
             advice = "check that PulseAudio (or PipeWire) runs and the device exists (pactl list short sources), or use --audio test"
         } else {
             advice = kind == .video ? "fix the pipeline or use --video test" : "fix the pipeline or use --audio test"
@@ -360,14 +363,14 @@ public final class MediaInput: Sendable {
                     try new.pad.link(slot)
                 } catch {
                     try? old.pad.link(slot)
-                    throw WaitFailure(message: "\(error)".contains("no common format") ? "its output is not raw \(kind.rawValue)" : "\(error)")
+                    throw error
                 }
                 if pipeline.currentState != .null { try new.bin.setState(pipeline.currentState) }
             } catch {
                 if !old.pad.isLinked { try? new.pad.unlink(slot); try? old.pad.link(slot) }
                 _ = try? new.bin.setState(.null)
                 try? pipeline.remove(new.bin)
-                throw Self.startFailure(error, resolved: resolved, kind: kind, keeping: old.name)
+                throw Self.startFailure(error, resolved: resolved, kind: kind, bin: new.bin, keeping: old.name)
             }
             _ = try? old.bin.setState(.null)
             try? pipeline.remove(old.bin)
@@ -385,8 +388,8 @@ public final class MediaInput: Sendable {
         let errors = pipeline.messages()
         let errorWatch = Task {
             for await message in errors {
-                if case .error(let source, let text, _) = message, newElements.contains(source) {
-                    started.fail(text)
+                if case .error(let failure) = message, newElements.contains(failure.source) {
+                    started.fail(failure.message)
                     return
                 }
             }
@@ -403,15 +406,18 @@ public final class MediaInput: Sendable {
         }
         let relinked = OneShot()
         let kind = self.kind
-        old.pad.addProbe(.idle) { _ in
-            do {
-                try old.pad.unlink(slot)
+        old.pad.addProbe(.idle) { info in
+            let oldPad = info.pad
+            do throws(GStreamerError) {
+                try oldPad.unlink(slot)
                 try new.pad.link(slot)
                 relinked.succeed()
+            } catch .padLink(.noFormat, _) {
+                if !oldPad.isLinked { try? oldPad.link(slot) }
+                relinked.fail("its output is not raw \(kind.rawValue)")
             } catch {
-                if !old.pad.isLinked { try? old.pad.link(slot) }
-                let noFormat = "\(error)".contains("no common format")
-                relinked.fail(noFormat ? "its output is not raw \(kind.rawValue)" : "\(error)")
+                if !oldPad.isLinked { try? oldPad.link(slot) }
+                relinked.fail("\(error)")
             }
             return .remove
         }
@@ -421,7 +427,7 @@ public final class MediaInput: Sendable {
             // The links are as they were (or the idle probe is still waiting: then nothing changed yet).
             old.pad.removeProbe(blocking)
             try? pipeline.remove(new.bin)
-            throw Self.startFailure(error, resolved: resolved, kind: kind, keeping: old.name)
+            throw Self.startFailure(error, resolved: resolved, kind: kind, bin: new.bin, keeping: old.name)
         }
 
         // 2. Start the new source (from here, not a streaming thread) and wait for its first buffer.
@@ -436,7 +442,7 @@ public final class MediaInput: Sendable {
             try? old.pad.link(slot)
             old.pad.removeProbe(blocking)
             try? pipeline.remove(new.bin)
-            throw Self.startFailure(error, resolved: resolved, kind: kind, keeping: old.name)
+            throw Self.startFailure(error, resolved: resolved, kind: kind, bin: new.bin, keeping: old.name)
         }
 
         // 3b. Done: a keyframe for the new picture; the old source is released into a probe that drops

@@ -4,74 +4,7 @@ import Logging
 import SignalingProtocol
 import Synchronization
 import WebRTC
-
-/// An encoded stream the gateway sends to every participant: a tee after the encoder.
-public struct OutgoingTrack: Sendable {
-    public let codec: Codec
-    public let tee: Element
-    public init(codec: Codec, tee: Element) {
-        self.codec = codec
-        self.tee = tee
-    }
-}
-
-public struct CallConfiguration: Sendable {
-    public var room: String
-    /// The server's WebSocket, e.g. `ws://127.0.0.1:8080/ws`.
-    public var serverURL: URL
-    public var name: String?
-    public var token: String?
-    /// STUN/TURN servers in addition to those the server announces in `welcome`.
-    public var iceServers: [ICEServer] = []
-    /// How long an existing member waits for a newcomer's offer before offering itself (as the web app).
-    public var firstOfferTimeout: Duration = .seconds(5)
-    /// The receive jitter buffer.
-    public var latencyMilliseconds = 200
-    public var reconnectBackoff = SignalingClient.Backoff()
-    /// Which members to connect with, by display name (nil: everyone). For programs that share a room
-    /// with members they must not call, such as a benchmark's many senders that should reach only the
-    /// recorder; both sides must leave each other out, as neither then offers.
-    public var connectsTo: (@Sendable (_ name: String) -> Bool)?
-
-    public init(room: String, serverURL: URL, name: String? = nil, token: String? = nil) {
-        self.room = room
-        self.serverURL = serverURL
-        self.name = name
-        self.token = token
-    }
-}
-
-/// What happens in a call, for the session that records and the status display.
-public enum CallEvent: Sendable {
-    case joined(selfID: String, participants: [PeerInfo])
-    case participantJoined(id: String, name: String)
-    case participantLeft(id: String, name: String)
-    case connectionState(participant: String, PeerConnectionState)
-    /// Media from a participant: link it (a recorder) or leave it (its data is dropped).
-    case remoteTrack(participant: String, name: String, track: RemoteTrack)
-    case offerSent(to: String)
-    case signalingLost(reason: String)
-    /// Something the user should see: a full room, a refused token, a failed negotiation.
-    case problem(String)
-}
-
-/// A snapshot of a call for the status display.
-public struct CallStatus: Sendable {
-    public struct Member: Sendable {
-        public let id: String
-        public let name: String
-        public let connectionState: PeerConnectionState
-        public let bitrateIn: Double
-        public let bitrateOut: Double
-    }
-    public let room: String
-    public let selfID: String?
-    public let signalingConnected: Bool
-    /// The server has confirmed membership of `room` on the current connection.
-    public let inRoom: Bool
-    public let members: [Member]
-    public let offersSent: Int
-}
+import WebRTCTypes
 
 /// The gateway in one room: joins through vcall-server and holds one `WebRTCPeer` per other member
 /// (a mesh), each sending the same encoded tracks (encode once, send to many).
@@ -85,7 +18,7 @@ public actor Call {
     private let client: SignalingClient
     private let logger: Logger
     private var selfID: String?
-    private var serverICEServers: [ICEServer] = []
+    private var serverICEServers: [RTCIceServer] = []
     private var participants: [String: Participant] = [:]
     private var inRoom = false
     private var stopped = false
@@ -152,7 +85,7 @@ public actor Call {
                 logger.info("signaling reconnected as \(id) (was \(previous)); rejoining \(configuration.room)")
             }
             selfID = id
-            serverICEServers = iceServers.map { ICEServer(urls: $0.urls, username: $0.username, credential: $0.credential) }
+            serverICEServers = iceServers
             if !stopped { client.send(.joinRoom(roomId: configuration.room, name: configuration.name, capacity: nil)) }
         case .disconnected(let reason, let retryIn):
             inRoom = false
@@ -208,12 +141,14 @@ public actor Call {
             await receiveAnswer(answer, from: from)
         case .iceCandidate(let from, let candidate):
             guard let participant = participants[from] else { return }
-            let converted = candidate.map { ICECandidate(candidate: $0.candidate, sdpMid: $0.sdpMid, sdpMLineIndex: $0.sdpMLineIndex) }
             // Kept, so a peer made afresh after an offer collision learns them too. Candidates of an offer
-            // we ignore are not dropped: the peer queues them until a remote description, and stale ones only fail checks.
-            participant.remoteCandidates.append(converted)
+            // we ignore are not dropped: the peer queues them until a remote description, and applies only
+            // those of its ICE generation (their usernameFragment).
+            participant.remoteCandidates.append(candidate)
             do {
-                try await participant.peer.addICECandidate(converted)
+                try await participant.peer.addICECandidate(candidate)
+            } catch .staleCandidate(let reason) {
+                logger.debug("ICE candidate from \(participant.name) not applied: \(reason)")
             } catch {
                 logger.warning("bad ICE candidate from \(participant.name): \(error)")
             }
@@ -285,8 +220,7 @@ public actor Call {
         guard let participant = participants[id], participant.peer === peer else { return }
         switch event {
         case .localCandidate(let candidate):
-            let converted = candidate.map { IceCandidate(candidate: $0.candidate, sdpMid: $0.sdpMid, sdpMLineIndex: $0.sdpMLineIndex) }
-            client.send(.iceCandidate(to: id, candidate: converted))
+            client.send(.iceCandidate(to: id, candidate: candidate))
         case .connectionState(let state):
             participant.connectionState = state
             logger.info("\(participant.name): \(state.rawValue)")
@@ -300,7 +234,6 @@ public actor Call {
                 await sendOffer(to: participant, iceRestart: true)
             }
         case .remoteTrack(let track):
-            participant.remoteTracks.append(track)
             eventSink.yield(.remoteTrack(participant: id, name: participant.name, track: track))
         case .negotiationNeeded, .iceConnectionState, .iceGatheringState:
             // Offers are made explicitly (newcomer, first-offer timeout, ICE restart); the gateway's tracks never change.
@@ -345,7 +278,7 @@ public actor Call {
             let offer = try await participant.peer.createOffer(iceRestart: iceRestart)
             try await participant.peer.setLocalDescription(offer)
             offersSent += 1
-            client.send(.offer(to: participant.id, offer: SignalingProtocol.SessionDescription(type: offer.type.rawValue, sdp: offer.sdp)))
+            client.send(.offer(to: participant.id, offer: offer))
             eventSink.yield(.offerSent(to: participant.id))
         } catch {
             participant.awaitingAnswer = false
@@ -354,7 +287,7 @@ public actor Call {
         }
     }
 
-    private func receiveOffer(_ offer: SignalingProtocol.SessionDescription, from id: String) async {
+    private func receiveOffer(_ offer: RTCSessionDescriptionInit, from id: String) async {
         logger.debug("offer from \(id)")
         guard var participant = participants[id] else {
             logger.warning("offer from \(id), who is not in the room: ignored")
@@ -374,25 +307,26 @@ public actor Call {
         participant.answering = true
         defer { participant.answering = false }
         do {
-            guard offer.type == "offer" else { throw GatewayError.signaling("an offer message carried a description of type \(offer.type)") }
-            try await participant.peer.setRemoteDescription(WebRTC.SessionDescription(type: .offer, sdp: offer.sdp))
+            guard offer.type == .offer else { throw GatewayError.signaling("an offer message carried a description of type \(offer.type.rawValue)") }
+            try await participant.peer.setRemoteDescription(offer)
             let answer = try await participant.peer.createAnswer()
             try await participant.peer.setLocalDescription(answer)
-            client.send(.answer(to: id, answer: SignalingProtocol.SessionDescription(type: answer.type.rawValue, sdp: answer.sdp)))
+            client.send(.answer(to: id, answer: answer))
         } catch {
             logger.error("cannot answer \(participant.name): \(error)")
             eventSink.yield(.problem("negotiation with \(participant.name) failed: \(error)"))
         }
     }
 
-    private func receiveAnswer(_ answer: SignalingProtocol.SessionDescription, from id: String) async {
+    private func receiveAnswer(_ answer: RTCSessionDescriptionInit, from id: String) async {
         guard let participant = participants[id], participant.awaitingAnswer else {
             logger.warning("unexpected answer from \(id): ignored")
             return
         }
         participant.awaitingAnswer = false
         do {
-            try await participant.peer.setRemoteDescription(WebRTC.SessionDescription(type: .answer, sdp: answer.sdp))
+            guard answer.type == .answer else { throw GatewayError.signaling("an answer message carried a description of type \(answer.type.rawValue)") }
+            try await participant.peer.setRemoteDescription(answer)
         } catch {
             logger.error("cannot apply \(participant.name)'s answer: \(error)")
             eventSink.yield(.problem("negotiation with \(participant.name) failed: \(error)"))

@@ -4,6 +4,7 @@ import HummingbirdWSClient
 import Logging
 import SignalingProtocol
 import Synchronization
+import WebRTCTypes
 
 /// The gateway's connection to vcall-server: one WebSocket at `/ws` speaking the vcall protocol
 /// (docs/protocol.md), reconnected with backoff when it drops.
@@ -15,13 +16,11 @@ import Synchronization
 ///     if case .connected = event { client.send(.joinRoom(roomId: "standup", name: nil, capacity: nil)) }
 /// }
 /// ```
-///
-/// `@unchecked Sendable`: the only mutable state (the current connection's outbox, the stop flag) sits behind a Mutex.
-public final class SignalingClient: @unchecked Sendable {
+public final class SignalingClient: Sendable {
     public enum Event: Sendable {
         /// The socket is open and the server said `welcome`; after a reconnect this comes again
         /// (with a new id), and the caller rejoins its room.
-        case connected(id: String, name: String, iceServers: [IceServer])
+        case connected(id: String, name: String, iceServers: [RTCIceServer])
         case message(ServerMessage)
         /// The socket closed or could not be opened; `retryIn` is when the next attempt starts (nil: stopped).
         case disconnected(reason: String, retryIn: Duration?)

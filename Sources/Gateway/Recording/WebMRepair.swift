@@ -162,11 +162,11 @@ public enum WebMRepair {
                 case .endOfStream:
                     outcome.withLock { $0 = $0 ?? .success(()) }
                     return
-                case .error(let source, let text, _) where source == "repair-sink" || source == "repair-mux":
-                    outcome.withLock { $0 = $0 ?? .failure(.recording("cannot write \(output.path): \(text); free space or check permissions")) }
+                case .error(let failure) where failure.source == "repair-sink" || failure.source == "repair-mux":
+                    outcome.withLock { $0 = $0 ?? .failure(.recording("cannot write \(output.path): \(failure.message); free space or check permissions")) }
                     return
-                case .error(_, let text, _):
-                    demuxError.withLock { $0 = $0 ?? (.now, text) }
+                case .error(let failure):
+                    demuxError.withLock { $0 = $0 ?? (.now, failure.message) }
                 default:
                     break
                 }

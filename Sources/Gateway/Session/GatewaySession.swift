@@ -45,9 +45,9 @@ public actor GatewaySession {
 
     private let logger: Logger
     private var recording: Bool
-    /// Every remote participant's received tracks, teed as they arrive, so `record start` can begin
-    /// (and `record stop` end) a recording at any time during the call.
-    private var taps: [String: ParticipantTap] = [:]
+    /// Every remote participant's received tracks, so `record start` can begin (and `record stop` end)
+    /// a recording at any time during the call.
+    private var received: [String: ParticipantTracks] = [:]
     private var recorders: [String: ParticipantRecorder] = [:]
     private var finished: [RecordingReport] = []
     private var busWatch: Task<Void, Never>?
@@ -98,21 +98,15 @@ public actor GatewaySession {
     private func handle(_ event: CallEvent) async {
         switch event {
         case .remoteTrack(let participant, let name, let track):
-            let tap = taps[participant] ?? ParticipantTap(pipeline: pipeline, participantID: participant, displayName: name)
-            taps[participant] = tap
-            do {
-                try tap.add(track)
-                logger.debug("receiving \(track) from \(name)")
-            } catch {
-                logger.error("cannot receive \(track) from \(name): \(error)")
-                return
-            }
-            // A recorder picks up the participant's later tracks by itself (it watches the tap).
+            let tracks = received[participant] ?? ParticipantTracks(participantID: participant, displayName: name)
+            received[participant] = tracks
+            tracks.add(track)
+            logger.debug("receiving \(track) from \(name)")
+            // A recorder picks up the participant's later tracks by itself (it subscribes to them).
             if recording { await record(participant) }
         case .participantLeft(let participant, _):
-            // The recorder detaches from the tees first; only then may the tees go.
             await stopRecording(participant)
-            taps.removeValue(forKey: participant)?.remove()
+            received.removeValue(forKey: participant)
         case .connectionState(let participant, let state):
             // A new peer decodes nothing until a keyframe: make one now rather than at the next interval
             // (or after its PLI's round trip), so its first picture and its recording start at once.
@@ -147,7 +141,7 @@ public actor GatewaySession {
             case .record(true):
                 guard let directory = options.recordDirectory else { return "no recording folder: start the gateway with --record DIR" }
                 recording = true
-                for participant in taps.keys { await record(participant) }
+                for participant in received.keys { await record(participant) }
                 return "recording \(recorders.count) participant(s) to \(directory.path)"
                     + (recorders.isEmpty ? "; each one who sends media is recorded" : "")
             case .record(false):
@@ -170,25 +164,25 @@ public actor GatewaySession {
     // MARK: Recording
 
     private func record(_ participant: String) async {
-        guard recorders[participant] == nil, let directory = options.recordDirectory, let tap = taps[participant],
-              !tap.tracks.isEmpty else { return }
+        guard recorders[participant] == nil, let directory = options.recordDirectory, let tracks = received[participant],
+              !tracks.tracks.isEmpty else { return }
         // Wait for the kinds the participant said it sends (a browser without a microphone sends video only).
         let announced = await call.peers()[participant]?.remoteSendingKinds ?? []
-        let expected = announced.isEmpty ? Set(tap.tracks.map(\.kind)) : announced
+        let expected = announced.isEmpty ? Set(tracks.tracks.map(\.kind)) : announced
         do {
-            let recorder = try await ParticipantRecorder.start(tap: tap, directory: directory, room: options.call.room,
-                                                               expecting: expected, logger: logger)
+            let recorder = try await ParticipantRecorder.start(tracks: tracks, pipeline: pipeline, directory: directory,
+                                                               room: options.call.room, expecting: expected, logger: logger)
             recorders[participant] = recorder
-            logger.info("recording \(tap.displayName) to \(recorder.file.path)")
+            logger.info("recording \(tracks.displayName) to \(recorder.file.path)")
             let logger = self.logger
             Task {
                 // The moment the file starts (on a keyframe, audio aligned to it): the figure a user waits for.
                 if (try? await recorder.waitUntilRecording(timeout: .seconds(30))) != nil {
-                    logger.info("first frames of \(tap.displayName) written to \(recorder.file.lastPathComponent)")
+                    logger.info("first frames of \(tracks.displayName) written to \(recorder.file.lastPathComponent)")
                 }
             }
         } catch {
-            logger.error("cannot record \(tap.displayName): \(error)")
+            logger.error("cannot record \(tracks.displayName): \(error)")
         }
     }
 
@@ -198,7 +192,7 @@ public actor GatewaySession {
         let report = await recorder.stop()
         guard report.videoFrames + report.audioPackets > 0 else { return } // the recorder removed the empty file and said so
         finished.append(report)
-        logger.info("finalized \(report.file): \(String(format: "%.1f", report.duration)) s, \(report.videoFrames) video frames (\(report.keyframes) keyframes), \(report.audioPackets) audio packets\(report.finalizedCleanly ? "" : "; not finalized: run vcall-gateway repair on it")")
+        logger.info("finalized \(report.file): \(String(format: "%.1f", report.duration)) s, \(report.videoFrames) video frames (\(report.keyframes) keyframes), \(report.audioPackets) audio packets\(report.finalizedCleanly ? "" : "; not finalized: run vcall-gateway repair \(options.recordDirectory?.appendingPathComponent(report.file).path ?? report.file)")")
     }
 
     /// Logs what goes wrong in the pipeline. Recorders handle their own elements' errors (a full disk
@@ -209,10 +203,10 @@ public actor GatewaySession {
         busWatch = Task {
             for await message in messages {
                 switch message {
-                case .error(let source, let text, let debug) where !ParticipantRecorder.owns(elementNamed: source):
-                    logger.error("\(source): \(text)", metadata: debug.map { ["debug": "\($0)"] })
-                case .warning(let source, let text, _) where !ParticipantRecorder.owns(elementNamed: source):
-                    logger.warning("\(source): \(text)")
+                case .error(let failure) where !ParticipantRecorder.owns(elementNamed: failure.source):
+                    logger.error("\(failure.source): \(failure.message)", metadata: failure.debug.map { ["debug": "\($0)"] })
+                case .warning(let failure) where !ParticipantRecorder.owns(elementNamed: failure.source):
+                    logger.warning("\(failure.source): \(failure.message)")
                 default:
                     break
                 }
@@ -246,8 +240,7 @@ public actor GatewaySession {
         logger.debug("leaving: recordings finished after \(clock.now - started)")
         await call.leave()
         logger.debug("leaving: peers closed after \(clock.now - started)")
-        for tap in taps.values { tap.remove() }
-        taps.removeAll()
+        received.removeAll()
         busWatch?.cancel()
         _ = try? pipeline.setState(.null)
         logger.debug("leaving: pipeline stopped after \(clock.now - started)")

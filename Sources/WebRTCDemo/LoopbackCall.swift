@@ -1,4 +1,6 @@
 import GStreamer
+import WebRTC
+import WebRTCTypes
 import Logging
 import Synchronization
 
@@ -40,8 +42,8 @@ public final class LoopbackCall: Sendable {
         var failed: String?
         var video: DecodedFrameCounter?
         var audio: DecodedFrameCounter?
-        var heldForSender: [ICECandidate?] = []
-        var heldForReceiver: [ICECandidate?] = []
+        var heldForSender: [RTCIceCandidateInit?] = []
+        var heldForReceiver: [RTCIceCandidateInit?] = []
     }
     private let progress = Mutex(Progress())
     private let tasks = Mutex<[Task<Void, Never>]>([])
@@ -125,9 +127,9 @@ public final class LoopbackCall: Sendable {
 
     /// Waits for the batch of held candidates to be complete (end-of-candidates seen), then delivers it
     /// shuffled, each after a random delay.
-    private func deliverHeldCandidates(to peer: WebRTCPeer, from list: KeyPath<Progress, [ICECandidate?]>,
+    private func deliverHeldCandidates(to peer: WebRTCPeer, from list: KeyPath<Progress, [RTCIceCandidateInit?]>,
                                        maximumDelay: Duration) async throws {
-        var batch: [ICECandidate?] = []
+        var batch: [RTCIceCandidateInit?] = []
         let deadline = ContinuousClock.now + .seconds(10)
         while ContinuousClock.now < deadline {
             batch = progress.withLock { $0[keyPath: list] }

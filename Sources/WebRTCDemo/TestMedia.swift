@@ -1,4 +1,5 @@
 import GStreamer
+import WebRTC
 
 /// Live test media, encoded once into tees that any number of peers send from:
 /// a moving test pattern as VP8 and a tone as Opus.

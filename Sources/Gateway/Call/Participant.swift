@@ -2,6 +2,7 @@ import Foundation
 import GStreamer
 import Logging
 import WebRTC
+import WebRTCTypes
 
 /// One other member of the room, as the gateway sees them: their `WebRTCPeer` and where
 /// negotiation with them stands.
@@ -23,12 +24,10 @@ final class Participant {
     /// The offer currently applied came from them and we have not answered it yet.
     var answering = false
     /// Every candidate they sent, in order (nil = end of candidates).
-    var remoteCandidates: [ICECandidate?] = []
+    var remoteCandidates: [RTCIceCandidateInit?] = []
     var connectionState: PeerConnectionState = .new
     /// Not listed when we rejoined after a signaling outage, but media still flowed: kept until they rejoin or fail.
     var awaitingRejoin = false
-    var remoteTracks: [RemoteTrack] = []
-    var decoded: [DecodedFrameCounter] = []
     var lastStats: (at: ContinuousClock.Instant, sent: Int, received: Int)?
     var bitrateIn: Double = 0
     var bitrateOut: Double = 0
