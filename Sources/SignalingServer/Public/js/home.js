@@ -9,6 +9,7 @@ import { Signaling } from './signaling.js';
 import {
   api, cleanName, currentUser, el, errorMessage, notify, parseRoomInput, randomRoomId, saveName, savedName,
 } from './common.js';
+import { installHomeInspection } from './inspect.js';
 
 const RING_TIMEOUT_MS = 30000;
 
@@ -23,14 +24,8 @@ const state = {
   signaling: null,
 };
 
-window.vcall = {
-  page: 'home',
-  get selfId() { return state.selfId; },
-  get name() { return state.name; },
-  get users() { return state.users.map((u) => ({ ...u })); },
-  get call() { return state.call ? { direction: state.call.direction, peerId: state.call.peerId, roomId: state.call.roomId } : null; },
-  get connected() { return state.signaling ? state.signaling.isOpen : false; },
-};
+// The test/inspection hooks (`window.vcall`); tests read them, see inspect.js.
+installHomeInspection({ state });
 
 function roomUrl(roomId, extra = {}) {
   const q = new URLSearchParams(extra).toString();

@@ -14,10 +14,12 @@
 // waits up to RETURN_TIMEOUT_MS for it to come back (user-joined) and is removed if it does not, or if
 // its connection fails. If the server hands us a NEW id (the token was refused), every Peer is rebuilt.
 // Who offers first is decided in peer.js (the newcomer).
+// Tests and benchmarks look in through `window.vcall`, installed by inspect.js.
 
 import { Signaling } from './signaling.js';
 import { Peer } from './peer.js';
 import { ROOM_ID_PATTERN, cleanName, currentUser, el, notify, saveName, savedName } from './common.js';
+import { installRoomInspection } from './inspect.js';
 
 const $ = (id) => document.getElementById(id);
 
@@ -52,90 +54,8 @@ const state = {
   errors: [],
 };
 
-// ---- debug surface for tests and curious people ----------------------------------------------------
-
-window.vcall = {
-  page: 'room',
-  roomId,
-  get phase() { return state.phase; },
-  get selfId() { return state.selfId; },
-  get name() { return state.name; },
-  get joins() { return state.joins; },
-  // performance.now() when the server confirmed the last join (for call-setup timing).
-  get joinedAt() { return state.joinedAt; },
-  get errors() { return state.errors.slice(); },
-  peerIds: () => [...state.peers.keys()],
-  peers: () => {
-    const out = {};
-    for (const [id, entry] of state.peers) {
-      const { peer } = entry;
-      out[id] = {
-        name: entry.name,
-        serial: entry.serial,
-        awaitingReturn: Boolean(entry.returnTimer),
-        state: peer.state,
-        connectionState: peer.pc.connectionState,
-        iceConnectionState: peer.pc.iceConnectionState,
-        signalingState: peer.pc.signalingState,
-        polite: peer.polite,
-        initiator: peer.initiator,
-        media: { ...entry.media },
-        ...peer.counters,
-      };
-    }
-    return out;
-  },
-  totals: () => {
-    const sum = { offersSent: 0, offersReceived: 0, answersSent: 0, answersReceived: 0, iceRestarts: 0 };
-    for (const { peer } of state.peers.values()) for (const k of Object.keys(sum)) sum[k] += peer.counters[k];
-    return sum;
-  },
-  inboundVideo: async (id) => state.peers.get(id)?.peer.inboundVideoStats() ?? null,
-  outboundVideo: async (id) => state.peers.get(id)?.peer.outboundVideoStats() ?? null,
-  /** Where a remote video stops: the transceivers, the tile's <video> element and every inbound stream. */
-  mediaDiagnostics: async (id) => {
-    const entry = state.peers.get(id);
-    if (!entry) return null;
-    const describe = (t) => t && { id: t.id, kind: t.kind, readyState: t.readyState, muted: t.muted };
-    const video = entry.tile.querySelector('video');
-    const inbound = [];
-    (await entry.peer.pc.getStats()).forEach((s) => {
-      if (s.type === 'inbound-rtp') {
-        inbound.push({ kind: s.kind, mid: s.mid, trackIdentifier: s.trackIdentifier, packetsReceived: s.packetsReceived, framesDecoded: s.framesDecoded });
-      }
-    });
-    return {
-      polite: entry.peer.polite,
-      counters: { ...entry.peer.counters },
-      transceivers: entry.peer.pc.getTransceivers().map((t) => ({
-        mid: t.mid, direction: t.direction, currentDirection: t.currentDirection, receiverTrack: describe(t.receiver.track),
-      })),
-      videoElement: {
-        readyState: video.readyState, paused: video.paused, networkState: video.networkState,
-        videoWidth: video.videoWidth, videoHeight: video.videoHeight,
-        tracks: video.srcObject ? video.srcObject.getTracks().map(describe) : null,
-      },
-      inbound,
-    };
-  },
-  localMedia: () => ({
-    audio: mediaState().audio,
-    video: mediaState().video,
-    screen: mediaState().screen,
-    sendingTrack: currentVideoTrack()?.label ?? null,
-    senders: [...state.peers.values()].map(({ peer }) => peer.videoSender?.track?.label ?? null),
-  }),
-  dropSignaling: () => state.signaling?.simulateDrop(),
-  restartIce: (id, options) => state.peers.get(id)?.peer.restartIce(options),
-  /** What the browser's own "Stop sharing" button does: the track ends and fires `ended`. */
-  endScreenShareAsBrowser: () => {
-    const track = state.screen;
-    if (!track) return false;
-    track.stop(); // stop() alone fires no event; the browser's button fires `ended`
-    track.dispatchEvent(new Event('ended'));
-    return true;
-  },
-};
+// The test/inspection hooks (`window.vcall`); tests and benchmarks read them, see inspect.js.
+installRoomInspection({ roomId, state, mediaState, currentVideoTrack });
 
 // ---- messages to the user ----------------------------------------------------------------------
 
@@ -519,138 +439,176 @@ function join() {
   state.signaling.send(msg);
 }
 
+/** Connect to the server; each handler below is one step of the life cycle in the file header. */
 function connect() {
   const sig = new Signaling({ params: { name: state.name } });
   state.signaling = sig;
-
-  sig.on('open', ({ reconnect }) => {
-    setServerStatus(reconnect ? 'rejoining…' : 'joining…', 'warn');
-  });
-  sig.on('close', ({ willRetry }) => {
-    if (!willRetry) return;
-    if (state.phase === 'joined' || state.phase === 'joining') {
-      state.phase = 'joining';
-      setServerStatus('offline', 'bad');
-      // Media flows peer to peer: each tile keeps showing its own connection's state.
-      setBanner('Lost the connection to the server. Reconnecting… calls that are already connected keep going.', 'warn');
-    }
-  });
-  sig.on('welcome', (msg) => {
-    // A new id (the server did not take our resume token): the others will see a newcomer, so start again.
-    if (state.selfId && msg.id !== state.selfId) removeAllPeers();
-    state.selfId = msg.id;
-    state.iceServers = Array.isArray(msg.iceServers) ? msg.iceServers : [];
-    if (state.phase === 'joining' || state.phase === 'media') join();
-  });
-  sig.on('room-joined', (msg) => {
-    const self = msg.self && typeof msg.self === 'object' ? msg.self.id : msg.self;
-    if (self) state.selfId = self;
-    const rejoin = state.joins > 0;
-    state.joins += 1;
-    state.phase = 'joined';
-    state.joinedAt = performance.now();
-    setBanner('');
-    if (Number.isInteger(msg.capacity)) state.capacity = msg.capacity;
-    updateStageLayout();
-    const peers = Array.isArray(msg.peers) ? msg.peers : [];
-    const listed = new Set();
-    for (const p of peers) {
-      if (!p || !p.id || p.id === state.selfId) continue;
-      listed.add(p.id);
-      if (!keepPeer(p.id, p.name)) createPeer(p.id, p.name || 'guest', true);
-    }
-    // Peers the room did not list: after a server restart they come back (user-joined) as they reconnect;
-    // otherwise they left while we were away (and user-disconnected follows).
-    for (const [id, entry] of [...state.peers]) {
-      if (!listed.has(id)) awaitReturn(id, entry);
-    }
-    sendMediaState();
-    if (state.authProblem) {
-      notify(`You joined as a guest: ${state.authProblem}`, 'info', 8000);
-      state.authProblem = null;
-    }
-    if (rejoin) notify('Reconnected to the server and rejoined the room.', 'success', 3000);
-    else if (peers.length === 0) {
-      notify(isDirectCall ? 'Waiting for the other person to join…' : 'You are the first one here. Share the room link so others can join.', 'info', 4000);
-    }
-  });
-  sig.on('user-joined', (msg) => {
-    if (state.phase !== 'joined' || !msg.from || msg.from === state.selfId) return;
-    // Someone we are already in a call with, back after the server restarted: keep the call as it is.
-    if (keepPeer(msg.from, msg.name)) {
-      sendMediaState();
-      return;
-    }
-    const entry = createPeer(msg.from, msg.name || 'guest', false);
-    notify(`${entry.name} joined.`, 'info', 2500);
-    sendMediaState(); // the newcomer learns our mic/camera/screen state
-  });
-  sig.on('user-disconnected', (msg) => {
-    const entry = removePeer(msg.from);
-    if (entry && state.phase === 'joined') notify(`${entry.name} left.`, 'info', 2500);
-  });
-  for (const type of ['offer', 'answer', 'ice-candidate']) {
-    sig.on(type, (msg) => {
-      if (!msg.from || state.phase !== 'joined') return;
-      let entry = state.peers.get(msg.from);
-      if (!entry) {
-        if (type !== 'offer') return; // stale message for a peer we no longer have
-        entry = createPeer(msg.from, 'guest', false);
-      }
-      entry.peer.handleSignal(msg);
-    });
-  }
-  sig.on('media-state', (msg) => {
-    const entry = state.peers.get(msg.from);
-    if (entry) applyMediaState(entry, msg);
-  });
-  sig.on('full-room', () => {
-    state.phase = 'full';
-    shutdown();
-    showMessage('This room is full',
-      'Every place in this room is taken, so you cannot join now. Try again when someone leaves, or create a new room.',
-      [RELOAD, { label: 'Create a new room', href: '/' }]);
-  });
-  sig.on('hangup', (msg) => {
-    const entry = state.peers.get(msg.from);
-    const name = entry ? entry.name : 'The other person';
-    if (isDirectCall) {
-      state.phase = 'ended';
-      shutdown();
-      showMessage('Call ended', `${name} hung up.`, [{ label: 'Back to the home page', kind: 'primary', href: '/' }]);
-    } else {
-      notify(`${name} hung up.`, 'info');
-      removePeer(msg.from);
-    }
-  });
-  sig.on('incoming-call', (msg) => {
-    sig.send({ type: 'call-reject', to: msg.from });
-    notify(`${msg.name || 'Someone'} tried to call you. You are busy in this call, so it was declined.`, 'info');
-  });
-  sig.on('error', (msg) => {
-    state.errors.push(`${msg.code}: ${msg.message}`);
-    if (msg.code === 'unauthorized') {
-      // Either this server requires login (join-room is refused: no room-joined follows) or the
-      // session/token we sent is no longer valid and we are connected as a guest (room-joined follows).
-      state.authProblem = msg.message || 'sign-in required';
-      setTimeout(() => {
-        if (state.phase === 'joined' || state.phase === 'left' || state.phase === 'full') return;
-        state.phase = 'error';
-        shutdown();
-        showMessage('Sign in to join',
-          'This server only lets signed-in users join rooms. Sign in (or register) on the home page, then open this room link again.',
-          [{ label: 'Sign in', kind: 'primary', href: '/' }, RELOAD]);
-      }, 1500);
-    } else if (msg.code === 'rate-limited') {
-      notify('You are sending too much too fast; the server dropped a message. Wait a moment.', 'error');
-    } else if (msg.code === 'not-in-room' && state.phase === 'joined') {
-      // The server forgot us (restart?): join again.
-      join();
-    } else {
-      notify(`The server reported a problem: ${msg.message || msg.code}.`, 'error');
-    }
-  });
+  sig.on('open', onServerOpen);
+  sig.on('close', onServerLost);
+  sig.on('welcome', onWelcome);
+  sig.on('room-joined', onRoomJoined);
+  sig.on('user-joined', onUserJoined);
+  sig.on('user-disconnected', onUserDisconnected);
+  for (const type of ['offer', 'answer', 'ice-candidate']) sig.on(type, (msg) => onRelayedSignal(type, msg));
+  sig.on('media-state', onMediaState);
+  sig.on('full-room', onRoomFull);
+  sig.on('hangup', onHangup);
+  sig.on('incoming-call', onIncomingCall);
+  sig.on('error', onServerError);
   sig.connect();
+}
+
+function onServerOpen({ reconnect }) {
+  setServerStatus(reconnect ? 'rejoining…' : 'joining…', 'warn');
+}
+
+function onServerLost({ willRetry }) {
+  if (!willRetry) return;
+  if (state.phase === 'joined' || state.phase === 'joining') {
+    state.phase = 'joining';
+    setServerStatus('offline', 'bad');
+    // Media flows peer to peer: each tile keeps showing its own connection's state.
+    setBanner('Lost the connection to the server. Reconnecting… calls that are already connected keep going.', 'warn');
+  }
+}
+
+function onWelcome(msg) {
+  // A new id (the server did not take our resume token): the others will see a newcomer, so start again.
+  if (state.selfId && msg.id !== state.selfId) removeAllPeers();
+  state.selfId = msg.id;
+  state.iceServers = Array.isArray(msg.iceServers) ? msg.iceServers : [];
+  if (state.phase === 'joining' || state.phase === 'media') join();
+}
+
+function onRoomJoined(msg) {
+  const self = msg.self && typeof msg.self === 'object' ? msg.self.id : msg.self;
+  if (self) state.selfId = self;
+  const rejoin = state.joins > 0;
+  state.joins += 1;
+  state.phase = 'joined';
+  state.joinedAt = performance.now();
+  setBanner('');
+  if (Number.isInteger(msg.capacity)) state.capacity = msg.capacity;
+  updateStageLayout();
+  const members = Array.isArray(msg.peers) ? msg.peers : [];
+  reconcilePeers(members);
+  sendMediaState();
+  announceJoin(rejoin, members.length);
+}
+
+/** Match our Peers to the members `room-joined` lists: keep live ones, offer to new ones. */
+function reconcilePeers(members) {
+  const listed = new Set();
+  for (const p of members) {
+    if (!p || !p.id || p.id === state.selfId) continue;
+    listed.add(p.id);
+    if (!keepPeer(p.id, p.name)) createPeer(p.id, p.name || 'guest', true);
+  }
+  // Peers the room did not list: after a server restart they come back (user-joined) as they reconnect;
+  // otherwise they left while we were away (and user-disconnected follows).
+  for (const [id, entry] of [...state.peers]) {
+    if (!listed.has(id)) awaitReturn(id, entry);
+  }
+}
+
+function announceJoin(rejoin, memberCount) {
+  if (state.authProblem) {
+    notify(`You joined as a guest: ${state.authProblem}`, 'info', 8000);
+    state.authProblem = null;
+  }
+  if (rejoin) notify('Reconnected to the server and rejoined the room.', 'success', 3000);
+  else if (memberCount === 0) {
+    notify(isDirectCall ? 'Waiting for the other person to join…' : 'You are the first one here. Share the room link so others can join.', 'info', 4000);
+  }
+}
+
+function onUserJoined(msg) {
+  if (state.phase !== 'joined' || !msg.from || msg.from === state.selfId) return;
+  // Someone we are already in a call with, back after the server restarted: keep the call as it is.
+  if (keepPeer(msg.from, msg.name)) {
+    sendMediaState();
+    return;
+  }
+  const entry = createPeer(msg.from, msg.name || 'guest', false);
+  notify(`${entry.name} joined.`, 'info', 2500);
+  sendMediaState(); // the newcomer learns our mic/camera/screen state
+}
+
+function onUserDisconnected(msg) {
+  const entry = removePeer(msg.from);
+  if (entry && state.phase === 'joined') notify(`${entry.name} left.`, 'info', 2500);
+}
+
+/** An offer, answer or ICE candidate from another member, for its Peer (peer.js negotiates). */
+function onRelayedSignal(type, msg) {
+  if (!msg.from || state.phase !== 'joined') return;
+  let entry = state.peers.get(msg.from);
+  if (!entry) {
+    if (type !== 'offer') return; // stale message for a peer we no longer have
+    entry = createPeer(msg.from, 'guest', false);
+  }
+  entry.peer.handleSignal(msg);
+}
+
+function onMediaState(msg) {
+  const entry = state.peers.get(msg.from);
+  if (entry) applyMediaState(entry, msg);
+}
+
+function onRoomFull() {
+  state.phase = 'full';
+  shutdown();
+  showMessage('This room is full',
+    'Every place in this room is taken, so you cannot join now. Try again when someone leaves, or create a new room.',
+    [RELOAD, { label: 'Create a new room', href: '/' }]);
+}
+
+function onHangup(msg) {
+  const entry = state.peers.get(msg.from);
+  const name = entry ? entry.name : 'The other person';
+  if (isDirectCall) {
+    state.phase = 'ended';
+    shutdown();
+    showMessage('Call ended', `${name} hung up.`, [{ label: 'Back to the home page', kind: 'primary', href: '/' }]);
+  } else {
+    notify(`${name} hung up.`, 'info');
+    removePeer(msg.from);
+  }
+}
+
+function onIncomingCall(msg) {
+  state.signaling.send({ type: 'call-reject', to: msg.from });
+  notify(`${msg.name || 'Someone'} tried to call you. You are busy in this call, so it was declined.`, 'info');
+}
+
+function onServerError(msg) {
+  state.errors.push(`${msg.code}: ${msg.message}`);
+  if (msg.code === 'unauthorized') {
+    onUnauthorized(msg);
+  } else if (msg.code === 'rate-limited') {
+    notify('You are sending too much too fast; the server dropped a message. Wait a moment.', 'error');
+  } else if (msg.code === 'not-in-room' && state.phase === 'joined') {
+    // The server forgot us (restart?): join again.
+    join();
+  } else {
+    notify(`The server reported a problem: ${msg.message || msg.code}.`, 'error');
+  }
+}
+
+/**
+ * Either this server requires login (join-room is refused: no room-joined follows) or the
+ * session/token we sent is no longer valid and we are connected as a guest (room-joined follows).
+ */
+function onUnauthorized(msg) {
+  state.authProblem = msg.message || 'sign-in required';
+  setTimeout(() => {
+    if (state.phase === 'joined' || state.phase === 'left' || state.phase === 'full') return;
+    state.phase = 'error';
+    shutdown();
+    showMessage('Sign in to join',
+      'This server only lets signed-in users join rooms. Sign in (or register) on the home page, then open this room link again.',
+      [{ label: 'Sign in', kind: 'primary', href: '/' }, RELOAD]);
+  }, 1500);
 }
 
 function shutdown() {
