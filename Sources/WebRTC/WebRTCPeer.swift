@@ -66,6 +66,18 @@ public actor WebRTCPeer {
         let rtpbin = webrtc.child(named: "rtpbin")
         self.rtpbin = rtpbin
         if ProcessInfo.processInfo.environment["VCALL_SEND_TIME_SR"] == nil { try rtpbin?.set("rtcp-sync-send-time", false) }
+        let iceAgent = try webrtc.get("ice-agent").objectValue
+        // No UPnP: libnice would otherwise ask the LAN's router to open ports for us (SSDP on port 1900 and
+        // more sockets outside any --udp-ports range); browsers do not, and a server has no business doing it.
+        if let nice = try? iceAgent?.get("agent").objectValue { try? nice.set("upnp", false) }
+        if let ports = configuration.udpPorts {
+            guard let iceAgent else {
+                throw WebRTCError.negotiation("webrtcbin has no ICE agent to confine to ports \(ports.lowerBound)-\(ports.upperBound)")
+            }
+            // The agent checks min <= max on each write: raise the ceiling first.
+            try iceAgent.set("max-rtp-port", Int(ports.upperBound))
+            try iceAgent.set("min-rtp-port", Int(ports.lowerBound))
+        }
         for server in configuration.iceServers {
             for (isTURN, url) in server.webrtcbinURLs {
                 if isTURN {
@@ -255,8 +267,11 @@ public actor WebRTCPeer {
     /// loading the ICE, DTLS, SRTP and RTP plugins and making the DTLS context. A throwaway peer makes
     /// and applies an offer, then closes. A program about to join a call calls this first, so that its
     /// first peer connects as fast as later ones (about 200 ms sooner on a 2-core machine).
-    public static func warmUp() async {
-        guard let peer = try? WebRTCPeer(configuration: WebRTCConfiguration(name: "vcall-warm-up")) else { return }
+    /// `udpPorts` confines its ICE ports as the real peers' are.
+    public static func warmUp(udpPorts: ClosedRange<UInt16>? = nil) async {
+        var configuration = WebRTCConfiguration(name: "vcall-warm-up")
+        configuration.udpPorts = udpPorts
+        guard let peer = try? WebRTCPeer(configuration: configuration) else { return }
         try? await peer.addReceiveOnly(.vp8)
         try? await peer.addReceiveOnly(.opus)
         if let offer = try? await peer.createOffer() { try? await peer.setLocalDescription(offer) }

@@ -41,6 +41,9 @@ struct Join: AsyncParsableCommand {
     @Option(help: "Seconds to wait for recordings to finalize when quitting.") var finalizeTimeout: Double = 10
     @Option(help: "Receive jitterbuffer in milliseconds: lower starts pictures and recordings sooner, higher leaves more time to recover lost packets.")
     var latency = 200
+    @Option(name: .customLong("udp-ports"),
+            help: "The UDP ports ICE may use, MIN-MAX (e.g. 40000-40099), for a firewall to open; each participant takes a port or two per network interface.")
+    var udpPorts: String?
     @Option(help: "trace, debug, info, notice, warning, error or critical.") var logLevel: Logger.Level = .info
 
     func validate() throws {
@@ -59,6 +62,16 @@ struct Join: AsyncParsableCommand {
         }
         guard dimensions != nil else { throw ValidationError("--size must look like 1280x720") }
         guard (0...5000).contains(latency) else { throw ValidationError("--latency must be 0…5000 ms") }
+        if let udpPorts, Self.portRange(udpPorts) == nil {
+            throw ValidationError("--udp-ports \(udpPorts): use MIN-MAX with 1024 ≤ MIN ≤ MAX ≤ 65535, e.g. 40000-40099")
+        }
+    }
+
+    /// `MIN-MAX` as a port range, nil unless 1024 ≤ MIN ≤ MAX ≤ 65535.
+    static func portRange(_ text: String) -> ClosedRange<UInt16>? {
+        let parts = text.split(separator: "-", omittingEmptySubsequences: false).map { UInt16($0.trimmingCharacters(in: .whitespaces)) }
+        guard parts.count == 2, let low = parts[0], let high = parts[1], low >= 1024, low <= high else { return nil }
+        return low...high
     }
 
     private var dimensions: (width: Int, height: Int)? {
@@ -89,6 +102,7 @@ struct Join: AsyncParsableCommand {
         var callConfiguration = CallConfiguration(room: room, serverURL: serverURL, name: name, token: token)
         callConfiguration.iceServers = (stun.isEmpty ? [] : [RTCIceServer(urls: stun)]) + turn.compactMap(RTCIceServer.init(turnArgument:))
         callConfiguration.latencyMilliseconds = latency
+        callConfiguration.udpPorts = udpPorts.flatMap(Self.portRange)
         var options = GatewayOptions(call: callConfiguration)
         options.video = video
         options.audio = audio

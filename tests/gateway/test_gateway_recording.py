@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -45,12 +46,13 @@ def gateways():
         gateway.stop()
 
 
-def start_recorded_call(gateways, record_dir: Path, *sender_args: str, sender_env: dict | None = None):
+def start_recorded_call(gateways, record_dir: Path, *sender_args: str, sender_env: dict | None = None,
+                        recorder_args: tuple[str, ...] = ()):
     """The recorder (with the in-process server, recording from the start) and a sender in one room;
     returns both once the recording has linked the sender's video and audio, and the time it did."""
     room = new_room_id()
     recorder = gateways("recorder", room, "--record", str(record_dir), "--video", "none", "--audio", "none",
-                        port=free_port())
+                        *recorder_args, port=free_port())
     sender = gateways("sender", room, *SENDER_ARGS, *sender_args, server=recorder.websocket(), env=sender_env)
     # The recorder logs the branches it linked, in whichever order the tracks arrived:
     # "recording audio OPUS/111 on src_1, video VP8/96 on src_0".
@@ -189,3 +191,34 @@ def test_swapping_to_the_screen_and_back_needs_no_offer_and_the_far_side_keeps_d
     assert longest <= 0.5, f"the far side went {longest:.3f} s without a frame"
     assert decodes_cleanly(path) == ""
     print(f"longest gap between recorded frames across two swaps: {longest * 1000:.0f} ms")
+
+
+def udp_ports(pid: int) -> set[int]:
+    """The local ports of the UDP sockets process `pid` holds (ss, in this test's network namespace)."""
+    listing = subprocess.run(["ss", "-H", "-u", "-a", "-n", "-p"], check=True, capture_output=True, text=True).stdout
+    ports = set()
+    for line in listing.splitlines():
+        if f"pid={pid}," in line:
+            local = line.split()[3]  # State Recv-Q Send-Q Local:Port Peer:Port Process
+            ports.add(int(local.rsplit(":", 1)[1]))
+    return ports
+
+
+def test_udp_ports_confine_every_ice_socket_and_the_call_still_records(gateways, record_dir):
+    """--udp-ports MIN-MAX: every UDP socket the gateway binds for ICE (its warm-up peer's and each
+    participant's) lies in the range a firewall would open, and the call connects and records."""
+    low, high = 42100, 42139
+    recorder, sender, _ = start_recorded_call(gateways, record_dir, recorder_args=("--udp-ports", f"{low}-{high}"))
+    time.sleep(2)
+    bound = udp_ports(recorder.process.pid)
+    assert bound, "the recorder holds no UDP socket"
+    assert all(low <= port <= high for port in bound), f"ports outside {low}-{high}: {sorted(bound)}"
+    unconfined = udp_ports(sender.process.pid)
+    assert unconfined and not all(low <= port <= high for port in unconfined), sorted(unconfined)
+    assert sender.interrupt() == 0, sender.log_text()
+    recorder.wait_for_log("finalized ", timeout=20)
+    packets = video_packets(the_only_recording(record_dir))
+    assert len(packets) > 30, f"{len(packets)} video frames recorded"
+    # A range a firewall could not mean is refused before anything starts.
+    refused = run_gateway("--room", "r", "--udp-ports", "40000-30000")
+    assert refused.returncode != 0 and "--udp-ports" in refused.stderr, refused.stderr

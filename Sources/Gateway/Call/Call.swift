@@ -171,9 +171,10 @@ public actor Call {
         let started = ContinuousClock.now
         defer { logger.debug("peer for \(name) made in \(ContinuousClock.now - started)") }
         let serial = Self.peerSerial.add(1, ordering: .relaxed).newValue
-        let webrtc = WebRTCConfiguration(iceServers: serverICEServers + configuration.iceServers,
+        var webrtc = WebRTCConfiguration(iceServers: serverICEServers + configuration.iceServers,
                                          latencyMilliseconds: configuration.latencyMilliseconds,
                                          name: "peer\(serial)")
+        webrtc.udpPorts = configuration.udpPorts
         var peerLogger = logger
         peerLogger[metadataKey: "participant"] = "\(id)"
         let peer = try WebRTCPeer(configuration: webrtc, pipeline: pipeline, logger: peerLogger)

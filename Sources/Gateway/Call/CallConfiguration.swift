@@ -15,6 +15,8 @@ public struct CallConfiguration: Sendable {
     public var firstOfferTimeout: Duration = .seconds(5)
     /// The receive jitter buffer.
     public var latencyMilliseconds = 200
+    /// The local UDP ports every peer's ICE may bind (`--udp-ports`); nil: any.
+    public var udpPorts: ClosedRange<UInt16>?
     public var reconnectBackoff = SignalingClient.Backoff()
     /// Which members to connect with, by display name (nil: everyone). For programs that share a room
     /// with members they must not call, such as a benchmark's many senders that should reach only the

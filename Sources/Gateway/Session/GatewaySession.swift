@@ -87,7 +87,7 @@ public actor GatewaySession {
         let call = self.call
         watchBus()
         // Before joining, so the first participant's negotiation does not load plugins on the way.
-        await WebRTCPeer.warmUp()
+        await WebRTCPeer.warmUp(udpPorts: options.call.udpPorts)
         async let taking: Void = call.run()
         for await event in call.events {
             await handle(event)
