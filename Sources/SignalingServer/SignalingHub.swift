@@ -206,7 +206,7 @@ private struct State {
         }
         updateConnectionGauge()
         handle.send(.welcome(
-            id: id, name: clients[id]?.name ?? name, iceServers: configuration.iceServers, resumeToken: resumeTokens.token(for: id)
+            id: id, name: clients[id]?.name ?? name, iceServers: configuration.iceServers(for: id), resumeToken: resumeTokens.token(for: id)
         ))
         broadcastPresence()
         return handle

@@ -26,6 +26,10 @@ public struct VCallServerConfiguration: Sendable {
     public var maxMessageBytes: Int = SignalingLimits.defaultMaxMessageBytes
     /// STUN/TURN servers handed to clients in `welcome`.
     public var iceServers: [RTCIceServer] = []
+    /// coturn's `static-auth-secret`: TURN servers in `iceServers` without credentials are handed to each
+    /// client with a username and password of its own, valid for `turnCredentialLifetime`.
+    public var turnSecret: String? = nil
+    public var turnCredentialLifetime: Duration = .seconds(6 * 3600)
     /// Sustained messages per second a connection may send.
     public var rateLimitPerSecond: Double = 50
     /// Messages a connection may send in one burst.
@@ -42,6 +46,12 @@ public struct VCallServerConfiguration: Sendable {
     public var resumeGrace: Duration = .seconds(20)
 
     public init() {}
+
+    /// The STUN/TURN servers for one client's `welcome`.
+    public func iceServers(for clientID: String, now: Date = Date()) -> [RTCIceServer] {
+        guard let turnSecret else { return iceServers }
+        return TURNCredentialIssuer(secret: turnSecret, lifetime: turnCredentialLifetime).iceServers(iceServers, for: clientID, now: now)
+    }
 
     /// Largest WebSocket frame the socket layer accepts before closing the connection (code 1009).
     ///

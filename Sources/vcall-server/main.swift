@@ -29,6 +29,11 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("stun"), help: "STUN server URL for clients, e.g. stun:stun.example.org:3478 (repeatable).") var stun: [String] = []
     @Option(name: .customLong("turn"), help: "TURN server for clients: turn:HOST:PORT or USER:PASSWORD@turn:HOST:PORT (repeatable).") var turn: [String] = []
     @Option(
+        name: .customLong("turn-secret"),
+        help: "coturn's static-auth-secret (or set VCALL_TURN_SECRET): each client gets its own TURN username and password for the --turn servers given without credentials."
+    ) var turnSecret: String?
+    @Option(name: .customLong("turn-credential-hours"), help: "How long a client's TURN credential stays valid.") var turnCredentialHours: Double = 6
+    @Option(
         name: .customLong("resume-grace"),
         help: "Seconds a room keeps a member whose connection dropped, so it can reconnect and resume unnoticed (0 = tell the room at once)."
     ) var resumeGrace: Double = 20
@@ -50,7 +55,19 @@ struct Serve: AsyncParsableCommand {
         for value in turn where parseTurn(value) == nil {
             throw ValidationError("--turn \(value): use turn:HOST:PORT or USER:PASSWORD@turn:HOST:PORT")
         }
+        if let secret = effectiveTurnSecret {
+            guard !secret.isEmpty else { throw ValidationError("--turn-secret must not be empty") }
+            guard turn.compactMap(parseTurn).contains(where: { $0.username == nil }) else {
+                throw ValidationError("--turn-secret needs a --turn turn:HOST:PORT without USER:PASSWORD: those are the servers its credentials are for")
+            }
+        }
+        guard turnCredentialHours > 0, turnCredentialHours <= 24 * 7 else {
+            throw ValidationError("--turn-credential-hours must be more than 0 and at most 168")
+        }
     }
+
+    /// `--turn-secret`, or `VCALL_TURN_SECRET` (kept out of the process list).
+    var effectiveTurnSecret: String? { turnSecret ?? ProcessInfo.processInfo.environment["VCALL_TURN_SECRET"] }
 
     func parseTurn(_ value: String) -> RTCIceServer? { RTCIceServer(turnArgument: value) }
 
@@ -73,6 +90,8 @@ struct Serve: AsyncParsableCommand {
         configuration.webRoot = webRoot
         configuration.resumeGrace = .milliseconds(Int64((resumeGrace * 1000).rounded()))
         configuration.iceServers = (stun.isEmpty ? [] : [RTCIceServer(urls: stun)]) + turn.compactMap(parseTurn)
+        configuration.turnSecret = effectiveTurnSecret
+        configuration.turnCredentialLifetime = .seconds(Int64(turnCredentialHours * 3600))
 
         let host = self.host
         try await runServer(configuration: configuration, logger: Logger(label: "vcall-server")) { port in

@@ -16,6 +16,7 @@ import contextlib
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -26,6 +27,7 @@ from app_harness import server_binary
 from gateway_harness import LOGS, gateway_binary, recordings, video_packets
 
 TURN_USER, TURN_PASSWORD = "vcall", "relay-only-secret"
+TURN_SECRET = "vcall-shared-turn-secret"
 
 
 def sh(*command: str) -> None:
@@ -107,9 +109,12 @@ class RelayedCall:
 
     def __init__(self, label: str, work: Path, t: str, turn_listen: list[str], recorder_ns: str, recorder_via: str,
                  recorder_turn: str, sender_ns: str, sender_via: str, sender_turn: str,
-                 recorder_args: tuple[str, ...] = (), before_gateways=None) -> None:
+                 recorder_args: tuple[str, ...] = (), before_gateways=None, shared_secret: str | None = None) -> None:
+        """With `shared_secret`, coturn runs in shared-secret mode and vcall-server hands each gateway its
+        own credential for `turn:RECORDER_TURN` in `welcome`; the gateways get no --turn of their own."""
         self.started: list[NamespacedProcess] = []
         self.record = work / "rec"
+        self.shared_secret = shared_secret
         try:
             self.begin(label, work, t, turn_listen, recorder_ns, recorder_via, recorder_turn, sender_ns, sender_via,
                        sender_turn, recorder_args, before_gateways)
@@ -119,22 +124,29 @@ class RelayedCall:
 
     def begin(self, label, work, t, turn_listen, recorder_ns, recorder_via, recorder_turn, sender_ns, sender_via,
               sender_turn, recorder_args, before_gateways) -> None:
+        secret = self.shared_secret
+        auth = ["--use-auth-secret", f"--static-auth-secret={secret}"] if secret else \
+            ["--lt-cred-mech", f"--user={TURN_USER}:{TURN_PASSWORD}"]
         self.turn = self.start(t, f"{label}-turnserver", [
             "turnserver", "-n", "-v", "--no-cli", "--no-tls", "--no-dtls", "--listening-port=3478",
             *(f"--listening-ip={ip}" for ip in turn_listen), "--relay-ip=10.77.1.1",
-            "--min-port=49200", "--max-port=49400", "--lt-cred-mech", f"--user={TURN_USER}:{TURN_PASSWORD}",
+            "--min-port=49200", "--max-port=49400", *auth,
             "--realm=vcall.test", "--log-file=stdout", "--simple-log", f"--pidfile={work / 'turn.pid'}"])
+        # T accepts packets for any of its addresses on any leg: one TURN address serves both gateways.
+        server_turn = ["--turn", f"turn:{recorder_turn}", "--turn-secret", secret] if secret else []
         self.start(t, f"{label}-vcall-server", [str(server_binary()), "--host", "0.0.0.0", "--port", "18300",
-                                               "--data-dir", str(work / "data")]).wait_for("Server started", 30)
+                                               "--data-dir", str(work / "data"), *server_turn]).wait_for("Server started", 30)
         if before_gateways:
             before_gateways(self)
+        def own_turn(address: str) -> list[str]:
+            return [] if secret else ["--turn", f"{TURN_USER}:{TURN_PASSWORD}@turn:{address}"]
         self.recorder = self.start(recorder_ns, f"{label}-recorder", [
             str(gateway_binary()), f"--room={label}", "--name", "recorder", "--server", f"ws://{recorder_via}:18300/ws",
-            "--turn", f"{TURN_USER}:{TURN_PASSWORD}@turn:{recorder_turn}", "--record", str(self.record),
+            *own_turn(recorder_turn), "--record", str(self.record),
             "--video", "none", "--audio", "none", *recorder_args])
         self.sender = self.start(sender_ns, f"{label}-sender", [
             str(gateway_binary()), f"--room={label}", "--name", "sender", "--server", f"ws://{sender_via}:18300/ws",
-            "--turn", f"{TURN_USER}:{TURN_PASSWORD}@turn:{sender_turn}", "--size", "640x360"])
+            *own_turn(sender_turn), "--size", "640x360"])
 
     def start(self, ns: str, label: str, command: list[str]) -> NamespacedProcess:
         process = NamespacedProcess(ns, label, command)
@@ -174,6 +186,59 @@ def test_gateways_without_a_direct_path_connect_through_turn_and_record(namespac
         call.turn.stop()
         log = call.turn.text().lower()
         assert log.count("allocate processed, success") >= 2 and "channel_bind processed, success" in log, log[-3000:]
+    finally:
+        if call:
+            call.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+ALLOCATE = """
+import asyncio, sys
+import aioice.turn, aioice.stun
+async def main():
+    try:
+        transport, _ = await aioice.turn.create_turn_endpoint(asyncio.DatagramProtocol, (sys.argv[1], 3478),
+                                                              username=sys.argv[2], password=sys.argv[3])
+    except aioice.stun.TransactionFailed as error:
+        print("refused", error.response.attributes.get("ERROR-CODE"))
+        return
+    print("allocated", transport.get_extra_info("sockname"))
+    transport.close()
+asyncio.run(asyncio.wait_for(main(), 10))
+"""
+
+
+def turn_credential(secret: str, name: str, expiry: int) -> tuple[str, str]:
+    """coturn's shared-secret credential, computed independently of vcall-server."""
+    import base64
+    import hashlib
+    import hmac
+    username = f"{expiry}:{name}"
+    return username, base64.b64encode(hmac.new(secret.encode(), username.encode(), hashlib.sha1).digest()).decode()
+
+
+def test_turn_credentials_from_a_shared_secret_connect_a_call_and_coturn_refuses_expired_ones(namespaces):
+    """vcall-server --turn-secret: each gateway gets a short-lived credential in welcome (no --turn of its
+    own); they connect through coturn and record. A credential whose expiry has passed is refused by
+    coturn, one still valid is accepted (an independent TURN client, aioice, in A)."""
+    a, b, t = namespaces
+    work = Path(tempfile.mkdtemp(prefix="vcall-turn-secret-"))
+    call = None
+    try:
+        call = RelayedCall("turnsecret", work, t, ["10.77.1.1", "10.77.2.1"], b, "10.77.2.1", "10.77.1.1:3478",
+                           a, "10.77.1.1", "10.77.1.1:3478", shared_secret=TURN_SECRET)
+        packets = video_packets(call.record_for(4))
+        assert len(packets) > 60 and packets[0][1], f"{len(packets)} frames"
+        python = str(Path(sys.executable))
+        now = int(time.time())
+        for expiry, outcome in ((now - 60, "refused"), (now + 3600, "allocated")):
+            username, password = turn_credential(TURN_SECRET, "probe", expiry)
+            result = subprocess.run(["ip", "netns", "exec", a, python, "-c", ALLOCATE, "10.77.1.1", username, password],
+                                    capture_output=True, text=True, timeout=30)
+            assert result.stdout.startswith(outcome), f"expiry {expiry - now:+d} s: {result.stdout}{result.stderr}"
+        call.turn.stop()
+        log = call.turn.text().lower()
+        assert log.count("allocate processed, success") >= 3, log[-3000:]
     finally:
         if call:
             call.stop()
