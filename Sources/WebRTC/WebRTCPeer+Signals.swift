@@ -10,7 +10,9 @@ extension WebRTCPeer {
     static func connectSignals(_ webrtc: Element, pipeline: Pipeline, name: String, shared: PeerSharedState,
                                continuation: AsyncStream<WebRTCPeerEvent>.Continuation,
                                logger: Logger) throws -> [SignalConnection] {
+        // Weak: the pipeline holds webrtcbin, which holds these handlers until `close()` disconnects them.
         weak let weakWebRTC = webrtc
+        weak let weakPipeline = pipeline
         var connections: [SignalConnection] = []
         connections.append(try webrtc.connect("on-negotiation-needed") { _ in
             continuation.yield(.negotiationNeeded)
@@ -62,7 +64,7 @@ extension WebRTCPeer {
             return nil
         })
         connections.append(try webrtc.connect("pad-added") { arguments in
-            guard let pad = arguments.first?.objectValue as? Pad, pad.direction == .source else { return nil }
+            guard let pad = arguments.first?.objectValue as? Pad, pad.direction == .source, let pipeline = weakPipeline else { return nil }
             guard let track = ReceivedTrack(pad: pad, pipeline: pipeline, namePrefix: name, counters: shared.counters) else {
                 logger.warning("ignoring remote pad \(pad.name) with unknown caps")
                 return nil
