@@ -1,6 +1,8 @@
 import Foundation
 import HTTPTypes
 import Hummingbird
+import HummingbirdCore
+import HummingbirdTLS
 import HummingbirdWebSocket
 import Logging
 import NIOCore
@@ -30,6 +32,8 @@ public func buildApplication(
     logger: Logger = Logger(label: "vcall-server"),
     onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
 ) async throws -> some ApplicationProtocol {
+    // First, so that a bad certificate file stops start-up before anything is opened.
+    let tlsConfiguration = try configuration.tls?.serverConfiguration()
     let accounts = try await AccountStore.open(
         dataDirectory: configuration.dataDirectory,
         bcryptCost: configuration.bcryptCost,
@@ -60,12 +64,14 @@ public func buildApplication(
         )
     }
 
+    let plain: HTTPServerBuilder = .http1WebSocketUpgrade(
+        webSocketRouter: wsRouter,
+        configuration: .init(ws: .init(maxFrameSize: configuration.webSocketMaxFrameSize, closeTimeout: .seconds(5)))
+    )
+    let server = try tlsConfiguration.map { try HTTPServerBuilder.tls(plain, tlsConfiguration: $0) } ?? plain
     return Application(
         router: router,
-        server: .http1WebSocketUpgrade(
-            webSocketRouter: wsRouter,
-            configuration: .init(ws: .init(maxFrameSize: configuration.webSocketMaxFrameSize, closeTimeout: .seconds(5)))
-        ),
+        server: server,
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "vcall-server"),
         services: [ShutdownService(hub: hub, accounts: accounts)],
         onServerRunning: { channel in

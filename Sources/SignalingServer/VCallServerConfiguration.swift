@@ -16,6 +16,8 @@ public struct VCallServerConfiguration: Sendable {
     public var host: String = "127.0.0.1"
     /// Port to listen on; 0 picks a free one (see `onServerRunning`).
     public var port: Int = 8080
+    /// Serve HTTPS and WSS with this certificate; nil: plain HTTP and WS.
+    public var tls: ServerTLS? = nil
     /// Folder that holds `vcall.sqlite` (accounts, sessions, API tokens); created when missing.
     public var dataDirectory: String = "./vcall-data"
     /// Every `join-room` and `call` needs a session cookie or an API token.

@@ -41,6 +41,13 @@ struct Join: AsyncParsableCommand {
     @Option(help: "Seconds to wait for recordings to finalize when quitting.") var finalizeTimeout: Double = 10
     @Option(help: "Receive jitterbuffer in milliseconds: lower starts pictures and recordings sooner, higher leaves more time to recover lost packets.")
     var latency = 200
+    @Option(help: "Address the in-process vcall-server listens on (without --server): 0.0.0.0 for people on the LAN, who then need --tls-cert.")
+    var host = "127.0.0.1"
+    @Option(name: .customLong("tls-cert"), help: "The in-process vcall-server serves HTTPS and WSS with this certificate (PEM); needs --tls-key.")
+    var tlsCert: String?
+    @Option(name: .customLong("tls-key"), help: "The private key of --tls-cert (unencrypted PEM).") var tlsKey: String?
+    @Option(help: "Trust a wss:// --server whose certificate this certificate authority (PEM) signed, besides the system's.")
+    var ca: String?
     @Option(name: .customLong("udp-ports"),
             help: "The UDP ports ICE may use, MIN-MAX (e.g. 40000-40099), for a firewall to open; each participant takes a port or two per network interface.")
     var udpPorts: String?
@@ -53,6 +60,10 @@ struct Join: AsyncParsableCommand {
         if let server, URL(string: server)?.scheme.map({ ["ws", "wss"].contains($0) }) != true {
             throw ValidationError("--server must be a WebSocket URL such as ws://127.0.0.1:8080/ws")
         }
+        if let server, let url = URL(string: server), url.scheme == "wss", let host = url.host, Self.isIPAddress(host) {
+            // TLS names the server by its DNS name (SNI), and NIO's TLS refuses an address there.
+            throw ValidationError("--server \(server): over wss:// give the server's DNS name, the one its certificate names (an /etc/hosts entry will do), not an IP address")
+        }
         guard (0...65535).contains(port) else { throw ValidationError("--port must be 0…65535") }
         for url in stun where !url.hasPrefix("stun:") && !url.hasPrefix("stuns:") {
             throw ValidationError("--stun \(url): a STUN URL starts with stun:")
@@ -62,9 +73,27 @@ struct Join: AsyncParsableCommand {
         }
         guard dimensions != nil else { throw ValidationError("--size must look like 1280x720") }
         guard (0...5000).contains(latency) else { throw ValidationError("--latency must be 0…5000 ms") }
+        if (tlsCert == nil) != (tlsKey == nil) {
+            throw ValidationError("--tls-cert and --tls-key go together: the certificate and its private key")
+        }
+        if tlsCert != nil, !["0.0.0.0", "::", "127.0.0.1", "localhost"].contains(host) {
+            // The gateway reaches its own TLS server by name (localhost): TLS takes no address there.
+            throw ValidationError("with --tls-cert, use --host 0.0.0.0 (every address of this machine) or --host 127.0.0.1")
+        }
+        if server != nil, tlsCert != nil {
+            throw ValidationError("--tls-cert and --tls-key are for the in-process server; with --server, that server has its own")
+        }
+        for (flag, path) in [("--tls-cert", tlsCert), ("--tls-key", tlsKey), ("--ca", ca)] {
+            if let path, !FileManager.default.isReadableFile(atPath: path) { throw ValidationError("\(flag) \(path): no such readable file") }
+        }
         if let udpPorts, Self.portRange(udpPorts) == nil {
             throw ValidationError("--udp-ports \(udpPorts): use MIN-MAX with 1024 ≤ MIN ≤ MAX ≤ 65535, e.g. 40000-40099")
         }
+    }
+
+    /// Whether `host` is an IPv4 or IPv6 address rather than a name.
+    static func isIPAddress(_ host: String) -> Bool {
+        host.contains(":") || (!host.isEmpty && host.allSatisfy { $0.isNumber || $0 == "." })
     }
 
     /// `MIN-MAX` as a port range, nil unless 1024 ≤ MIN ≤ MAX ≤ 65535.
@@ -95,7 +124,8 @@ struct Join: AsyncParsableCommand {
             let started = try await startServer(logger: logger)
             serverURL = started.url
             inProcessServer = started
-            let web = "http://127.0.0.1:\(started.url.port ?? port)/r/\(room)"
+            let shownHost = ["0.0.0.0", "::"].contains(host) ? "THIS-MACHINE" : host.contains(":") ? "[\(host)]" : host
+            let web = "\(tlsCert == nil ? "http" : "https")://\(shownHost):\(started.url.port ?? port)/r/\(room)"
             console.line("vcall-server is running in this process: open \(web) in a browser to join the call")
         }
 
@@ -103,6 +133,7 @@ struct Join: AsyncParsableCommand {
         callConfiguration.iceServers = (stun.isEmpty ? [] : [RTCIceServer(urls: stun)]) + turn.compactMap(RTCIceServer.init(turnArgument:))
         callConfiguration.latencyMilliseconds = latency
         callConfiguration.udpPorts = udpPorts.flatMap(Self.portRange)
+        callConfiguration.serverTrust = inProcessServer != nil ? .inProcessServer : ca.map { .certificateAuthority(file: $0) } ?? .systemRoots
         var options = GatewayOptions(call: callConfiguration)
         options.video = video
         options.audio = audio
@@ -128,11 +159,16 @@ struct Join: AsyncParsableCommand {
 
         let quit = QuitSignal()
         quit.installSignalHandlers()
-        let running = Task { await session.run() }
+        let running = Task {
+            await session.run()
+            quit.trigger()  // signaling gave up (see signalingFailure): leave as on quit
+        }
         let commands = Task { await readCommands(session: session, quit: quit) }
         let display = Task { await showStatus(session: session, console: console) }
 
         await quit.wait()
+        let failure = await session.signalingFailure
+        if let failure { console.line("vcall-gateway: \(failure)") }
         console.line("leaving: finalizing recordings (at most \(Int(finalizeTimeout)) s)…")
         // Whatever hangs, the process ends: the finalize wait, the server's 2 s, and a margin.
         ExitDeadline.start(.seconds(finalizeTimeout + 10))
@@ -144,7 +180,7 @@ struct Join: AsyncParsableCommand {
         running.cancel()
         await inProcessServer?.stop()
         // The stdin reader thread may still block in readLine(); the process is done.
-        Foundation.exit(0)
+        Foundation.exit(failure == nil ? 0 : 1)
     }
 
     /// vcall-server running in this process, for the one-command call.
@@ -165,8 +201,10 @@ struct Join: AsyncParsableCommand {
 
     private func startServer(logger: Logger) async throws -> InProcessServer {
         var configuration = VCallServerConfiguration()
+        configuration.host = host
         configuration.port = port
         configuration.dataDirectory = dataDir
+        if let tlsCert, let tlsKey { configuration.tls = ServerTLS(certificateChainFile: tlsCert, privateKeyFile: tlsKey) }
         configuration.iceServers = (stun.isEmpty ? [] : [RTCIceServer(urls: stun)]) + turn.compactMap(RTCIceServer.init(turnArgument:))
         let (ports, portSink) = AsyncStream.makeStream(of: Int.self)
         let dataDir = self.dataDir
@@ -189,9 +227,11 @@ struct Join: AsyncParsableCommand {
         var iterator = ports.makeAsyncIterator()
         guard let actual = await iterator.next() else {
             let reason = await task.result
-            throw ValidationError("the in-process vcall-server did not start on 127.0.0.1:\(port) (\(reason)): is the port taken? use --port or --server")
+            throw ValidationError("the in-process vcall-server did not start on \(host):\(port) (\(reason)): is the port taken? use --port or --server")
         }
-        return InProcessServer(url: URL(string: "ws://127.0.0.1:\(actual)/ws")!, group: group, task: task)
+        // The gateway itself goes in over loopback, by name when over TLS (which takes no address for the server's name).
+        let local = tlsCert != nil ? "localhost" : ["0.0.0.0", "::"].contains(host) ? "127.0.0.1" : host.contains(":") ? "[\(host)]" : host
+        return InProcessServer(url: URL(string: "\(tlsCert == nil ? "ws" : "wss")://\(local):\(actual)/ws")!, group: group, task: task)
     }
 
     private func readCommands(session: GatewaySession, quit: QuitSignal) async {

@@ -37,6 +37,9 @@ struct Serve: AsyncParsableCommand {
         name: .customLong("resume-grace"),
         help: "Seconds a room keeps a member whose connection dropped, so it can reconnect and resume unnoticed (0 = tell the room at once)."
     ) var resumeGrace: Double = 20
+    @Option(name: .customLong("tls-cert"), help: "Serve HTTPS and WSS with this certificate (PEM: the certificate, then its intermediates); needs --tls-key.")
+    var tlsCert: String?
+    @Option(name: .customLong("tls-key"), help: "The private key of --tls-cert (unencrypted PEM).") var tlsKey: String?
     @Option(name: .customLong("web-root"), help: "Serve the web app from this folder instead of the bundled files.") var webRoot: String?
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.") var logLevel = "info"
 
@@ -59,6 +62,14 @@ struct Serve: AsyncParsableCommand {
             guard !secret.isEmpty else { throw ValidationError("--turn-secret must not be empty") }
             guard turn.compactMap(parseTurn).contains(where: { $0.username == nil }) else {
                 throw ValidationError("--turn-secret needs a --turn turn:HOST:PORT without USER:PASSWORD: those are the servers its credentials are for")
+            }
+        }
+        if (tlsCert == nil) != (tlsKey == nil) {
+            throw ValidationError("--tls-cert and --tls-key go together: the certificate and its private key")
+        }
+        for (flag, path) in [("--tls-cert", tlsCert), ("--tls-key", tlsKey)] {
+            if let path, !FileManager.default.isReadableFile(atPath: path) {
+                throw ValidationError("\(flag) \(path): no such readable file")
             }
         }
         guard turnCredentialHours > 0, turnCredentialHours <= 24 * 7 else {
@@ -91,12 +102,14 @@ struct Serve: AsyncParsableCommand {
         configuration.resumeGrace = .milliseconds(Int64((resumeGrace * 1000).rounded()))
         configuration.iceServers = (stun.isEmpty ? [] : [RTCIceServer(urls: stun)]) + turn.compactMap(parseTurn)
         configuration.turnSecret = effectiveTurnSecret
+        if let tlsCert, let tlsKey { configuration.tls = ServerTLS(certificateChainFile: tlsCert, privateKeyFile: tlsKey) }
         configuration.turnCredentialLifetime = .seconds(Int64(turnCredentialHours * 3600))
 
         let host = self.host
+        let scheme = configuration.tls == nil ? "http" : "https"
         try await runServer(configuration: configuration, logger: Logger(label: "vcall-server")) { port in
             let shown = host.contains(":") ? "[\(host)]" : host
-            FileHandle.standardOutput.write(Data("vcall-server listening on http://\(shown):\(port)\n".utf8))
+            FileHandle.standardOutput.write(Data("vcall-server listening on \(scheme)://\(shown):\(port)\n".utf8))
         }
     }
 }

@@ -35,7 +35,7 @@ public actor Call {
         self.tracks = tracks
         self.logger = logger
         client = SignalingClient(url: configuration.serverURL, name: configuration.name, token: configuration.token,
-                                 backoff: configuration.reconnectBackoff, logger: logger)
+                                 backoff: configuration.reconnectBackoff, trust: configuration.serverTrust, logger: logger)
         (events, eventSink) = AsyncStream.makeStream(of: CallEvent.self)
     }
 
@@ -89,7 +89,11 @@ public actor Call {
             if !stopped { client.send(.joinRoom(roomId: configuration.room, name: configuration.name, capacity: nil)) }
         case .disconnected(let reason, let retryIn):
             inRoom = false
-            if retryIn != nil { eventSink.yield(.signalingLost(reason: reason)) }
+            if retryIn != nil {
+                eventSink.yield(.signalingLost(reason: reason))
+            } else if !stopped {
+                eventSink.yield(.signalingFailed(reason: reason))
+            }
         case .message(let message):
             await handle(message)
         }

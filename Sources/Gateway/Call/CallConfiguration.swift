@@ -18,6 +18,8 @@ public struct CallConfiguration: Sendable {
     /// The local UDP ports every peer's ICE may bind (`--udp-ports`); nil: any.
     public var udpPorts: ClosedRange<UInt16>?
     public var reconnectBackoff = SignalingClient.Backoff()
+    /// Which certificates a `wss://` server may present (`--ca FILE`).
+    public var serverTrust: SignalingClient.ServerTrust = .systemRoots
     /// Which members to connect with, by display name (nil: everyone). For programs that share a room
     /// with members they must not call, such as a benchmark's many senders that should reach only the
     /// recorder; both sides must leave each other out, as neither then offers.
@@ -41,6 +43,8 @@ public enum CallEvent: Sendable {
     case remoteTrack(participant: String, name: String, track: ReceivedTrack)
     case offerSent(to: String)
     case signalingLost(reason: String)
+    /// Signaling stopped for good (the server's certificate is not trusted): the user must change something.
+    case signalingFailed(reason: String)
     /// Something the user should see: a full room, a refused token, a failed negotiation.
     case problem(String)
 }

@@ -2,6 +2,8 @@ import Foundation
 import HTTPTypes
 import HummingbirdWSClient
 import Logging
+import NIOPosix
+import NIOSSL
 import SignalingProtocol
 import Synchronization
 import WebRTCTypes
@@ -34,6 +36,7 @@ public final class SignalingClient: Sendable {
     private let token: String?
     private let logger: Logger
     private let backoff: Backoff
+    private let trust: ServerTrust
     private struct State {
         var outbox: AsyncStream<String>.Continuation?
         var stopped = false
@@ -54,12 +57,23 @@ public final class SignalingClient: Sendable {
         }
     }
 
+    /// Which certificates a `wss://` server may present.
+    public enum ServerTrust: Sendable, Equatable {
+        /// Those the system's certificate authorities signed.
+        case systemRoots
+        /// Those the certificate authority in this PEM file signed (`--ca FILE`), or the certificate itself.
+        case certificateAuthority(file: String)
+        /// Any: the gateway's own in-process server on loopback, whose certificate it loaded itself.
+        case inProcessServer
+    }
+
     /// - Parameters:
-    ///   - url: the server's WebSocket, e.g. `ws://127.0.0.1:8080/ws`.
+    ///   - url: the server's WebSocket, e.g. `ws://127.0.0.1:8080/ws` or `wss://calls.example.org/ws`.
     ///   - name: the display name others see (sent as `?name=`, as the web app does for guests).
     ///   - token: an API token (`vcall-server token create`), sent as `Authorization: Bearer`.
+    ///   - trust: which server certificates `wss://` accepts.
     public init(url: URL, name: String? = nil, token: String? = nil, backoff: Backoff = Backoff(),
-                logger: Logger = Logger(label: "vcall.gateway.signaling")) {
+                trust: ServerTrust = .systemRoots, logger: Logger = Logger(label: "vcall.gateway.signaling")) {
         var components = URLComponents(url: url, resolvingAgainstBaseURL: false)
         if let name {
             let existing = components?.queryItems ?? []
@@ -68,8 +82,23 @@ public final class SignalingClient: Sendable {
         self.url = components?.url ?? url
         self.token = token
         self.backoff = backoff
+        self.trust = trust
         self.logger = logger
         (events, eventSink) = AsyncStream.makeStream(of: Event.self)
+    }
+
+    /// The client TLS configuration for `trust`.
+    private var tlsConfiguration: TLSConfiguration {
+        var configuration = TLSConfiguration.makeClientConfiguration()
+        switch trust {
+        case .systemRoots:
+            break
+        case .certificateAuthority(let file):
+            configuration.trustRoots = .file(file)
+        case .inProcessServer:
+            configuration.certificateVerification = .none
+        }
+        return configuration
     }
 
     /// Connects, and reconnects after every drop, until `stop()`. Returns when stopped.
@@ -77,8 +106,16 @@ public final class SignalingClient: Sendable {
         var delay = backoff.initial
         while !isStopped {
             let opened = ContinuousClock.now
-            let reason = await connectOnce()
+            let (reason, fatal) = await connectOnce()
             if isStopped { break }
+            if fatal {
+                // Trying again cannot help: the user must change something (the certificate, --ca).
+                logger.error("signaling: \(reason)")
+                state.withLock { $0.stopped = true }
+                eventSink.yield(.disconnected(reason: reason, retryIn: nil))
+                eventSink.finish()
+                return
+            }
             // A connection that stayed up a while was healthy: start the backoff over.
             if opened.duration(to: .now) > .seconds(10) { delay = backoff.initial }
             logger.warning("signaling: \(reason); reconnecting in \(delay)")
@@ -125,8 +162,15 @@ public final class SignalingClient: Sendable {
 
     private var isStopped: Bool { state.withLock { $0.stopped } }
 
-    /// One connection's life; returns why it ended.
-    private func connectOnce() async -> String {
+    /// Whether `error` is the TLS layer's (a handshake or certificate failure), also inside NIO's connection errors.
+    private static func isTLSFailure(_ error: any Error) -> Bool {
+        if error is NIOSSLError || error is NIOSSLExtraError { return true }
+        if let connection = error as? NIOConnectionError { return connection.connectionErrors.contains { isTLSFailure($0.error) } }
+        return false
+    }
+
+    /// One connection's life; returns why it ended, and whether reconnecting is pointless.
+    private func connectOnce() async -> (reason: String, fatal: Bool) {
         let url = connectionURL()
         var headers = HTTPFields()
         if let token { headers[.authorization] = "Bearer \(token)" }
@@ -136,7 +180,9 @@ public final class SignalingClient: Sendable {
         let eventSink = self.eventSink
         let logger = self.logger
         do {
-            let close = try await WebSocketClient.connect(url: url.absoluteString, configuration: configuration, logger: logger) {
+            let tls = url.scheme == "wss" ? tlsConfiguration : nil
+            let close = try await WebSocketClient.connect(url: url.absoluteString, configuration: configuration, tlsConfiguration: tls,
+                                                          logger: logger) {
                 [self] inbound, outbound, _ in
                 let (outgoing, outbox) = AsyncStream.makeStream(of: String.self)
                 let stopped = state.withLock { state in
@@ -171,11 +217,17 @@ public final class SignalingClient: Sendable {
                     group.cancelAll()
                 }
             }
-            if let close { return "the server closed the connection (\(close.closeCode)\(close.reason.map { ": \($0)" } ?? ""))" }
-            return "the connection closed"
-        } catch {
+            if let close { return ("the server closed the connection (\(close.closeCode)\(close.reason.map { ": \($0)" } ?? ""))", false) }
+            return ("the connection closed", false)
+        } catch let error where Self.isTLSFailure(error) {
             // The configured URL: the resume token is a credential and stays out of logs.
-            return "cannot reach \(self.url.absoluteString) (\(error)): is vcall-server running there?"
+            let advice = switch trust {
+            case .certificateAuthority(let file): "check that \(file) holds the certificate authority that signed the server's certificate, and that the certificate names \(url.host ?? "the host")"
+            default: "if its certificate is self-signed or from your own certificate authority, pass that authority's certificate with --ca FILE"
+            }
+            return ("the TLS handshake with \(self.url.host ?? self.url.absoluteString) failed, so the gateway does not trust the server (\(error)): \(advice)", true)
+        } catch {
+            return ("cannot reach \(self.url.absoluteString) (\(error)): is vcall-server running there?", false)
         }
     }
 }

@@ -52,6 +52,8 @@ public actor GatewaySession {
     private var finished: [RecordingReport] = []
     private var busWatch: Task<Void, Never>?
     private var stopped = false
+    /// Why signaling stopped for good, if it did (see `CallEvent.signalingFailed`).
+    public private(set) var signalingFailure: String?
 
     /// Builds the pipeline and the sources; throws a `GatewayError` a user can act on
     /// (no camera, no display, a bad pipeline file).
@@ -115,6 +117,8 @@ public actor GatewaySession {
             if state == .failed || state == .closed { await stopRecording(participant) }
         case .problem(let text):
             logger.warning("\(text)")
+        case .signalingFailed(let reason):
+            signalingFailure = reason
         case .joined, .participantJoined, .offerSent, .signalingLost:
             break
         }
