@@ -1,0 +1,224 @@
+"""The deployment files in deploy/ do what README's "Deploying" says: the systemd units pass
+`systemd-analyze verify`, and the programs accept exactly the command lines the units run, with the
+example settings files (TLS from the test's own CA, coturn with the example turnserver.conf). There is no
+systemd and no container engine on the test machines: the units are verified, not started by systemd, and
+deploy/container/Containerfile is not built here.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import re
+import shlex
+import os
+import shutil
+import socket as sockets
+import ssl
+import struct
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from app_harness import free_port, server_binary
+from gateway_harness import LOGS, REPO, gateway_binary
+
+DEPLOY = REPO / "deploy"
+
+
+class WebSocket:
+    """The least WebSocket client over TLS the test needs (Python's standard library has none): text frames."""
+
+    def __init__(self, host: str, port: int, ca: Path, path: str = "/ws") -> None:
+        context = ssl.create_default_context(cafile=str(ca))
+        self.socket = context.wrap_socket(sockets.create_connection((host, port), timeout=10), server_hostname=host)
+        key = base64.b64encode(os.urandom(16)).decode()
+        self.socket.sendall((f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                             f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n").encode())
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += self.socket.recv(1)
+        assert head.startswith(b"HTTP/1.1 101"), head
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *_):
+        self.socket.close()
+
+    def _read(self, count: int) -> bytes:
+        data = b""
+        while len(data) < count:
+            chunk = self.socket.recv(count - len(data))
+            assert chunk, "the server closed the socket"
+            data += chunk
+        return data
+
+    def receive(self) -> dict:
+        first, second = self._read(2)
+        length = second & 0x7F
+        if length == 126:
+            length = struct.unpack("!H", self._read(2))[0]
+        elif length == 127:
+            length = struct.unpack("!Q", self._read(8))[0]
+        payload = self._read(length)
+        return json.loads(payload) if first & 0x0F == 1 else self.receive()
+
+    def receive_type(self, kind: str) -> dict:
+        while (message := self.receive())["type"] != kind:
+            pass
+        return message
+
+    def send(self, message: dict) -> None:
+        payload = json.dumps(message).encode()
+        mask = os.urandom(4)
+        size = bytes([0x80 | len(payload)]) if len(payload) < 126 else bytes([0xFE]) + struct.pack("!H", len(payload))
+        self.socket.sendall(bytes([0x81]) + size + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload)))
+
+
+def environment_file(path: Path) -> dict[str, str]:
+    values = {}
+    for line in path.read_text().splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            key, _, value = line.partition("=")
+            values[key.strip()] = value.strip()
+    return values
+
+
+def exec_start(unit: Path, variables: dict[str, str]) -> list[str]:
+    """The unit's ExecStart as argv: continuation lines joined, ${X} and $X expanded as systemd does
+    ($X unbraced splits into words)."""
+    text = unit.read_text().replace("\\\n", " ")
+    [line] = [l for l in text.splitlines() if l.startswith("ExecStart=")]
+    words = []
+    for word in shlex.split(line.removeprefix("ExecStart=")):
+        if re.fullmatch(r"\$[A-Z_]+", word):
+            words += variables[word[1:]].split()
+        else:
+            words.append(re.sub(r"\$\{([A-Z_]+)\}", lambda m: variables[m.group(1)], word))
+    return words
+
+
+def test_the_systemd_units_pass_systemd_analyze_verify(tmp_path):
+    if shutil.which("systemd-analyze") is None:
+        pytest.fail("systemd-analyze is missing (Debian's systemd package)", pytrace=False)
+    for name, binary in (("vcall-server.service", server_binary()), ("vcall-gateway@.service", gateway_binary())):
+        text = (DEPLOY / "systemd" / name).read_text().replace(f"/opt/vcall/{binary.name}", str(binary))
+        (tmp_path / name).write_text(text)
+    units = [str(tmp_path / "vcall-server.service"), str(tmp_path / "vcall-gateway@standup.service")]
+    result = subprocess.run(["systemd-analyze", "verify", *units], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and not result.stderr.strip(), result.stderr
+    # The check is real: a unit with a relative ExecStart fails it.
+    (tmp_path / "broken.service").write_text("[Service]\nExecStart=vcall-server --port 1\n")
+    broken = subprocess.run(["systemd-analyze", "verify", str(tmp_path / "broken.service")], capture_output=True, text=True)
+    assert broken.returncode != 0 or broken.stderr.strip()
+
+
+def test_the_units_command_lines_run_with_the_example_settings(tmp_path):
+    """vcall-server with its unit's command line (port 443 → a free one, calls.example.org → this host),
+    coturn with the example turnserver.conf, and a recording gateway with its unit's command line."""
+    ca = tmp_path
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    subprocess.run(["openssl", "req", "-x509", *ec, "-keyout", "tls-key", "-out", "tls-cert", "-days", "1",
+                    "-subj", "/CN=calls.example.org", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
+                   cwd=ca, check=True, capture_output=True)
+    port = free_port()
+    server_env = environment_file(DEPLOY / "systemd" / "vcall-server.env")
+    secret = server_env["VCALL_TURN_SECRET"]
+    server_args = server_env["VCALL_SERVER_ARGS"].replace("calls.example.org", "127.0.0.1")
+    argv = exec_start(DEPLOY / "systemd" / "vcall-server.service", {
+        "STATE_DIRECTORY": str(tmp_path / "state"), "CREDENTIALS_DIRECTORY": str(ca), "VCALL_SERVER_ARGS": server_args})
+    argv[0] = str(server_binary())
+    argv[argv.index("--port") + 1] = str(port)
+    (tmp_path / "state").mkdir()
+    turn_conf = (DEPLOY / "systemd" / "turnserver.conf").read_text()
+    (tmp_path / "turnserver.conf").write_text(turn_conf + "listening-ip=127.0.0.1\nrelay-ip=127.0.0.1\nallow-loopback-peers\n"
+                                              + "denied-peer-ip=0.0.0.0-0.0.0.0\n")
+    LOGS.mkdir(parents=True, exist_ok=True)
+    started = []
+    try:
+        turn_log = open(LOGS / "deploy-turnserver.log", "wb")
+        started.append(subprocess.Popen(["turnserver", "-c", str(tmp_path / "turnserver.conf"), "--log-file=stdout",
+                                         "--simple-log", f"--pidfile={tmp_path / 'turn.pid'}"],
+                                        stdout=turn_log, stderr=subprocess.STDOUT, start_new_session=True))
+        server_log_path = LOGS / "deploy-server.log"
+        server_log = open(server_log_path, "wb")
+        started.append(subprocess.Popen(argv, stdout=server_log, stderr=subprocess.STDOUT, start_new_session=True,
+                                        env={"VCALL_TURN_SECRET": secret, "PATH": "/usr/bin:/bin"}))
+        deadline = time.monotonic() + 30
+        while f"listening on https://0.0.0.0:{port}" not in server_log_path.read_text(errors="replace"):
+            assert started[-1].poll() is None and time.monotonic() < deadline, server_log_path.read_text(errors="replace")
+            time.sleep(0.1)
+
+        # The gateway's unit, with a token made as README says.
+        token = subprocess.run([str(server_binary()), "token", "create", "recorder", "--data-dir", str(tmp_path / "state")],
+                               capture_output=True, text=True, check=True).stdout.split()[-1]
+        gateway_env = environment_file(DEPLOY / "systemd" / "vcall-gateway.env")
+        gateway_argv = exec_start(DEPLOY / "systemd" / "vcall-gateway@.service", {
+            "VCALL_SERVER_URL": gateway_env["VCALL_SERVER_URL"].replace("calls.example.org", f"localhost:{port}"),
+            "VCALL_GATEWAY_TOKEN": token, "STATE_DIRECTORY": str(tmp_path / "gateway"),
+            "VCALL_GATEWAY_ARGS": gateway_env["VCALL_GATEWAY_ARGS"] + f" --ca {ca / 'tls-cert'}"})
+        gateway_argv = [str(gateway_binary()) if w == "/opt/vcall/vcall-gateway" else w.replace("%i", "standup")
+                        for w in gateway_argv]
+        gateway_log_path = LOGS / "deploy-gateway.log"
+        gateway = subprocess.Popen(gateway_argv, stdin=subprocess.DEVNULL, stdout=open(gateway_log_path, "wb"),
+                                   stderr=subprocess.STDOUT, cwd=REPO, start_new_session=True)
+        started.append(gateway)
+        deadline = time.monotonic() + 30
+        while "joining room standup" not in gateway_log_path.read_text(errors="replace"):
+            assert gateway.poll() is None and time.monotonic() < deadline, gateway_log_path.read_text(errors="replace")
+            time.sleep(0.2)
+
+        # A client over WSS: its welcome carries the TURN server with a credential of its own, which coturn
+        # accepts; in room standup it finds the gateway the unit started.
+        # The example settings require login (--require-login): this client presents the API token too.
+        with WebSocket("localhost", port, ca / "tls-cert", path=f"/ws?token={token}&name=checker") as socket:
+            welcome = socket.receive()
+            [turn] = welcome["iceServers"]
+            assert turn["urls"] == ["turn:127.0.0.1:3478"], turn
+            expected = base64.b64encode(hmac.new(secret.encode(), turn["username"].encode(), hashlib.sha1).digest()).decode()
+            assert turn["credential"] == expected
+            deadline = time.monotonic() + 20
+            while True:
+                socket.send({"type": "join-room", "roomId": "standup"})
+                joined = socket.receive_type("room-joined")
+                if any(peer["name"] == "recorder" for peer in joined["peers"]):
+                    break
+                assert time.monotonic() < deadline, f"the gateway never joined standup: {joined}"
+                socket.send({"type": "leave-room"})
+                time.sleep(0.5)
+        allocate = subprocess.run([sys.executable, "-c", ALLOCATE, turn["username"], turn["credential"]],
+                                  capture_output=True, text=True, timeout=30)
+        assert allocate.stdout.startswith("allocated"), allocate.stdout + allocate.stderr
+
+        gateway.terminate()
+        assert gateway.wait(timeout=30) == 0, gateway_log_path.read_text(errors="replace")
+    finally:
+        for process in reversed(started):
+            if process.poll() is None:
+                process.terminate()
+                try:
+                    process.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+
+
+ALLOCATE = """
+import asyncio, sys
+import aioice.turn, aioice.stun
+async def main():
+    try:
+        transport, _ = await aioice.turn.create_turn_endpoint(asyncio.DatagramProtocol, ("127.0.0.1", 3478),
+                                                              username=sys.argv[1], password=sys.argv[2])
+    except aioice.stun.TransactionFailed as error:
+        print("refused", error.response.attributes.get("ERROR-CODE"))
+        return
+    print("allocated")
+    transport.close()
+asyncio.run(asyncio.wait_for(main(), 10))
+"""
