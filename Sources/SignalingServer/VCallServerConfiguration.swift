@@ -18,6 +18,9 @@ public struct VCallServerConfiguration: Sendable {
     public var port: Int = 8080
     /// Serve HTTPS and WSS with this certificate; nil: plain HTTP and WS.
     public var tls: ServerTLS? = nil
+    /// Reverse proxies (their IP addresses) whose `X-Forwarded-For` names the client; from anyone else the
+    /// header is ignored.
+    public var trustedProxies: [String] = []
     /// Folder that holds `vcall.sqlite` (accounts, sessions, API tokens); created when missing.
     public var dataDirectory: String = "./vcall-data"
     /// Every `join-room` and `call` needs a session cookie or an API token.

@@ -16,6 +16,8 @@ struct WebSocketConnection {
 
     func run(inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter, request: Request, channel: any Channel, logger: Logger) async {
         let closeCode = await CloseCodeObserver.install(on: channel, logger: logger)
+        let address = ClientAddress.resolve(peer: ClientAddress.peer(of: channel), forwardedFor: request.headers[ClientAddress.forwardedFor],
+                                            trustedProxies: Set(configuration.trustedProxies))
         let credentials = await Authentication.identity(of: request, accounts: accounts)
         // A guest may bring a display name (`/ws?name=…`) so presence shows it before any join-room.
         let requestedName = request.uri.queryParameters.get("name").flatMap { SignalingLimits.normalizedName(String($0)) }
@@ -30,6 +32,7 @@ struct WebSocketConnection {
             channel: channel, closeObserver: closeCode, name: credentials.identity?.name ?? guestName,
             identity: credentials.identity, resuming: resuming
         )
+        logger.debug("connection from \(address)", metadata: ["peer": "\(handle.id)"])
         if credentials.rejected {
             hub.fail(
                 handle, .unauthorized,

@@ -40,6 +40,9 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("tls-cert"), help: "Serve HTTPS and WSS with this certificate (PEM: the certificate, then its intermediates); needs --tls-key.")
     var tlsCert: String?
     @Option(name: .customLong("tls-key"), help: "The private key of --tls-cert (unencrypted PEM).") var tlsKey: String?
+    @Option(name: .customLong("trusted-proxy"),
+            help: "The IP address of a reverse proxy in front of this server whose X-Forwarded-For names the client (repeatable); others' is ignored.")
+    var trustedProxy: [String] = []
     @Option(name: .customLong("web-root"), help: "Serve the web app from this folder instead of the bundled files.") var webRoot: String?
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.") var logLevel = "info"
 
@@ -63,6 +66,9 @@ struct Serve: AsyncParsableCommand {
             guard turn.compactMap(parseTurn).contains(where: { $0.username == nil }) else {
                 throw ValidationError("--turn-secret needs a --turn turn:HOST:PORT without USER:PASSWORD: those are the servers its credentials are for")
             }
+        }
+        for address in trustedProxy where !(address.contains(":") || (!address.isEmpty && address.allSatisfy { $0.isNumber || $0 == "." })) {
+            throw ValidationError("--trusted-proxy \(address): give the proxy's IP address, as this server sees it connect (e.g. 127.0.0.1)")
         }
         if (tlsCert == nil) != (tlsKey == nil) {
             throw ValidationError("--tls-cert and --tls-key go together: the certificate and its private key")
@@ -102,6 +108,7 @@ struct Serve: AsyncParsableCommand {
         configuration.resumeGrace = .milliseconds(Int64((resumeGrace * 1000).rounded()))
         configuration.iceServers = (stun.isEmpty ? [] : [RTCIceServer(urls: stun)]) + turn.compactMap(parseTurn)
         configuration.turnSecret = effectiveTurnSecret
+        configuration.trustedProxies = trustedProxy
         if let tlsCert, let tlsKey { configuration.tls = ServerTLS(certificateChainFile: tlsCert, privateKeyFile: tlsKey) }
         configuration.turnCredentialLifetime = .seconds(Int64(turnCredentialHours * 3600))
 

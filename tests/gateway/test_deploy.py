@@ -34,12 +34,15 @@ DEPLOY = REPO / "deploy"
 class WebSocket:
     """The least WebSocket client over TLS the test needs (Python's standard library has none): text frames."""
 
-    def __init__(self, host: str, port: int, ca: Path, path: str = "/ws") -> None:
-        context = ssl.create_default_context(cafile=str(ca))
-        self.socket = context.wrap_socket(sockets.create_connection((host, port), timeout=10), server_hostname=host)
+    def __init__(self, host: str, port: int, ca: Path | None, path: str = "/ws", source: str | None = None,
+                 headers: dict[str, str] | None = None) -> None:
+        """Over TLS trusting `ca` (plain TCP when None), from local address `source` if given."""
+        connection = sockets.create_connection((host, port), timeout=10, source_address=(source, 0) if source else None)
+        self.socket = ssl.create_default_context(cafile=str(ca)).wrap_socket(connection, server_hostname=host) if ca else connection
         key = base64.b64encode(os.urandom(16)).decode()
+        extra = "".join(f"{name}: {value}\r\n" for name, value in (headers or {}).items())
         self.socket.sendall((f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                             f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n").encode())
+                             f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n{extra}\r\n").encode())
         head = b""
         while b"\r\n\r\n" not in head:
             head += self.socket.recv(1)
@@ -222,3 +225,70 @@ async def main():
     transport.close()
 asyncio.run(asyncio.wait_for(main(), 10))
 """
+
+
+def test_behind_the_example_nginx_the_server_sees_the_clients_address(tmp_path):
+    """deploy/nginx/vcall.conf in front of vcall-server --trusted-proxy 127.0.0.1: a client reaching the
+    server through nginx is known by its own address (from X-Forwarded-For, past a forged entry of its
+    own); a client connecting directly with the same forged header is known by its socket's address."""
+    if shutil.which("nginx") is None:
+        pytest.fail("nginx is missing (scripts/setup installs nginx-light)", pytrace=False)
+    client, address = "10.231.0.2", "10.231.0.1"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+                    "-keyout", "key.pem", "-out", "cert.pem", "-days", "1", "-subj", "/CN=calls.example.org",
+                    "-addext", f"subjectAltName=IP:{address}"], cwd=tmp_path, check=True, capture_output=True)
+    server_port, proxy_port = free_port(), free_port()
+    site = (DEPLOY / "nginx" / "vcall.conf").read_text()
+    site = site.replace("listen 443 ssl;", f"listen {address}:{proxy_port} ssl;")
+    site = site.replace("/etc/vcall/tls/fullchain.pem", str(tmp_path / "cert.pem"))
+    site = site.replace("/etc/vcall/tls/privkey.pem", str(tmp_path / "key.pem"))
+    site = site.replace("http://127.0.0.1:8080", f"http://127.0.0.1:{server_port}")
+    (tmp_path / "vcall.conf").write_text(site)
+    (tmp_path / "nginx.conf").write_text(f"""daemon off;
+worker_processes 1;
+pid {tmp_path / 'nginx.pid'};
+error_log {tmp_path / 'error.log'};
+events {{}}
+http {{
+    access_log {tmp_path / 'access.log'};
+    client_body_temp_path {tmp_path};
+    proxy_temp_path {tmp_path};
+    include {tmp_path / 'vcall.conf'};
+}}
+""")
+    LOGS.mkdir(parents=True, exist_ok=True)
+    log_path = LOGS / "proxy-server.log"
+    server = subprocess.Popen([str(server_binary()), "--host", "0.0.0.0", "--port", str(server_port), "--data-dir",
+                               str(tmp_path / "data"), "--trusted-proxy", "127.0.0.1", "--log-level", "debug"],
+                              stdout=open(log_path, "wb"), stderr=subprocess.STDOUT, start_new_session=True)
+    nginx = subprocess.Popen(["nginx", "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf")],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 30
+        while "listening on http://0.0.0.0" not in log_path.read_text(errors="replace"):
+            assert server.poll() is None and time.monotonic() < deadline, log_path.read_text(errors="replace")
+            time.sleep(0.1)
+        forged = {"X-Forwarded-For": "6.6.6.6"}
+        while True:
+            try:
+                proxied = WebSocket(address, proxy_port, tmp_path / "cert.pem", source=client, headers=forged)
+                break
+            except (ConnectionRefusedError, AssertionError):
+                assert nginx.poll() is None and time.monotonic() < deadline, nginx.stderr.read().decode() if nginx.stderr else ""
+                time.sleep(0.2)
+        with proxied:
+            via_proxy = proxied.receive()["id"]
+        with WebSocket(address, server_port, None, source=client, headers=forged) as direct:
+            directly = direct.receive()["id"]
+        time.sleep(0.5)
+        log = log_path.read_text(errors="replace")
+        lines = {peer: [line for line in log.splitlines() if "connection from" in line and f"peer={peer}" in line]
+                 for peer in (via_proxy, directly)}
+        assert lines[via_proxy] and lines[via_proxy][0].endswith(f"connection from {client}"), lines
+        assert lines[directly] and lines[directly][0].endswith(f"connection from {client}"), lines
+        assert "6.6.6.6" not in "".join(lines[via_proxy] + lines[directly])
+    finally:
+        nginx.terminate()
+        server.terminate()
+        nginx.wait(timeout=10)
+        server.wait(timeout=10)
