@@ -8,19 +8,6 @@ import Testing
 struct ErrorValueTests {
     init() throws { try GStreamer.initialize() }
 
-    @Test("a link between pads without a common format throws padLink(.noFormat)")
-    func padLinkReason() throws {
-        let audio = try Element(factory: "audiotestsrc")
-        let video = try Element(factory: "videoconvert")
-        let audioPad = try #require(audio.staticPad("src")), videoPad = try #require(video.staticPad("sink"))
-        #expect {
-            try audioPad.link(videoPad)
-        } throws: { error in
-            guard case GStreamerError.padLink(let reason, _) = error else { return false }
-            return reason == .noFormat
-        }
-    }
-
     /// An element's own bus is its bin's private child bus. A state change of an element inside a pipeline
     /// used to install vcall's bus handler there, replacing GStreamer's forwarding handler: every later
     /// message of the pipeline's elements was swallowed, so a recorder never learned its disk was full.

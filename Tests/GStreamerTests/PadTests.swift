@@ -23,7 +23,9 @@ struct PadTests {
         #expect {
             try audioPad.link(videoPad)
         } throws: { error in
-            "\(error)".contains("cannot link") && "\(error)".contains("no common format")
+            // Told for people, and as a value for code (nobody reads the text to decide).
+            guard case GStreamerError.padLink(let reason, _) = error else { return false }
+            return reason == .noFormat && "\(error)".contains("cannot link") && "\(error)".contains("no common format")
         }
         #expect(throws: GStreamerError.self) { try audioPad.unlink(videoPad) }
     }

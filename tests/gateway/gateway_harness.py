@@ -209,3 +209,29 @@ class Xvfb:
         if self.process.poll() is None:
             self.process.terminate()
             self.process.wait(timeout=10)
+
+
+TURN_ALLOCATE = """
+import asyncio, sys
+import aioice.turn, aioice.stun
+async def main():
+    try:
+        transport, _ = await aioice.turn.create_turn_endpoint(asyncio.DatagramProtocol, (sys.argv[1], 3478),
+                                                              username=sys.argv[2], password=sys.argv[3])
+    except aioice.stun.TransactionFailed as error:
+        print("refused", error.response.attributes.get("ERROR-CODE"))
+        return
+    print("allocated", transport.get_extra_info("sockname"))
+    transport.close()
+asyncio.run(asyncio.wait_for(main(), 10))
+"""
+
+
+def turn_allocation(server: str, username: str, password: str, netns: str | None = None) -> str:
+    """Asks the TURN server at SERVER:3478 for a relay with these credentials, with aioice (a TURN client
+    independent of vcall's), in network namespace `netns` if given: "allocated …" or "refused (CODE, …)"."""
+    command = [sys.executable, "-c", TURN_ALLOCATE, server, username, password]
+    if netns:
+        command = ["ip", "netns", "exec", netns, *command]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=30)
+    return result.stdout + result.stderr

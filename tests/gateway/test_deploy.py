@@ -11,22 +11,21 @@ import base64
 import hashlib
 import hmac
 import json
+import os
 import re
 import shlex
-import os
 import shutil
 import socket as sockets
 import ssl
 import struct
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
 from app_harness import free_port, server_binary
-from gateway_harness import LOGS, REPO, gateway_binary
+from gateway_harness import LOGS, REPO, gateway_binary, turn_allocation
 
 DEPLOY = REPO / "deploy"
 
@@ -195,9 +194,8 @@ def test_the_units_command_lines_run_with_the_example_settings(tmp_path):
                 assert time.monotonic() < deadline, f"the gateway never joined standup: {joined}"
                 socket.send({"type": "leave-room"})
                 time.sleep(0.5)
-        allocate = subprocess.run([sys.executable, "-c", ALLOCATE, turn["username"], turn["credential"]],
-                                  capture_output=True, text=True, timeout=30)
-        assert allocate.stdout.startswith("allocated"), allocate.stdout + allocate.stderr
+        allocated = turn_allocation("127.0.0.1", turn["username"], turn["credential"])
+        assert allocated.startswith("allocated"), allocated
 
         gateway.terminate()
         assert gateway.wait(timeout=30) == 0, gateway_log_path.read_text(errors="replace")
@@ -209,22 +207,6 @@ def test_the_units_command_lines_run_with_the_example_settings(tmp_path):
                     process.wait(timeout=10)
                 except subprocess.TimeoutExpired:
                     process.kill()
-
-
-ALLOCATE = """
-import asyncio, sys
-import aioice.turn, aioice.stun
-async def main():
-    try:
-        transport, _ = await aioice.turn.create_turn_endpoint(asyncio.DatagramProtocol, ("127.0.0.1", 3478),
-                                                              username=sys.argv[1], password=sys.argv[2])
-    except aioice.stun.TransactionFailed as error:
-        print("refused", error.response.attributes.get("ERROR-CODE"))
-        return
-    print("allocated")
-    transport.close()
-asyncio.run(asyncio.wait_for(main(), 10))
-"""
 
 
 def test_behind_the_example_nginx_the_server_sees_the_clients_address(tmp_path):

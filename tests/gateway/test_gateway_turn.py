@@ -16,7 +16,6 @@ import contextlib
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -24,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from app_harness import server_binary
-from gateway_harness import LOGS, gateway_binary, recordings, video_packets
+from gateway_harness import LOGS, gateway_binary, recordings, turn_allocation, video_packets
 
 TURN_USER, TURN_PASSWORD = "vcall", "relay-only-secret"
 TURN_SECRET = "vcall-shared-turn-secret"
@@ -192,22 +191,6 @@ def test_gateways_without_a_direct_path_connect_through_turn_and_record(namespac
         shutil.rmtree(work, ignore_errors=True)
 
 
-ALLOCATE = """
-import asyncio, sys
-import aioice.turn, aioice.stun
-async def main():
-    try:
-        transport, _ = await aioice.turn.create_turn_endpoint(asyncio.DatagramProtocol, (sys.argv[1], 3478),
-                                                              username=sys.argv[2], password=sys.argv[3])
-    except aioice.stun.TransactionFailed as error:
-        print("refused", error.response.attributes.get("ERROR-CODE"))
-        return
-    print("allocated", transport.get_extra_info("sockname"))
-    transport.close()
-asyncio.run(asyncio.wait_for(main(), 10))
-"""
-
-
 def turn_credential(secret: str, name: str, expiry: int) -> tuple[str, str]:
     """coturn's shared-secret credential, computed independently of vcall-server."""
     import base64
@@ -229,13 +212,11 @@ def test_turn_credentials_from_a_shared_secret_connect_a_call_and_coturn_refuses
                            a, "10.77.1.1", "10.77.1.1:3478", shared_secret=TURN_SECRET)
         packets = video_packets(call.record_for(4))
         assert len(packets) > 60 and packets[0][1], f"{len(packets)} frames"
-        python = str(Path(sys.executable))
         now = int(time.time())
         for expiry, outcome in ((now - 60, "refused"), (now + 3600, "allocated")):
             username, password = turn_credential(TURN_SECRET, "probe", expiry)
-            result = subprocess.run(["ip", "netns", "exec", a, python, "-c", ALLOCATE, "10.77.1.1", username, password],
-                                    capture_output=True, text=True, timeout=30)
-            assert result.stdout.startswith(outcome), f"expiry {expiry - now:+d} s: {result.stdout}{result.stderr}"
+            result = turn_allocation("10.77.1.1", username, password, netns=a)
+            assert result.startswith(outcome), f"expiry {expiry - now:+d} s: {result}"
         call.turn.stop()
         log = call.turn.text().lower()
         assert log.count("allocate processed, success") >= 3, log[-3000:]
