@@ -224,3 +224,72 @@ def test_turn_credentials_from_a_shared_secret_connect_a_call_and_coturn_refuses
         if call:
             call.stop()
         shutil.rmtree(work, ignore_errors=True)
+
+
+def test_chromium_pages_without_a_direct_path_call_over_https_through_coturn(namespaces, tmp_path):
+    """Two Chromium pages, one in A and one in B (which cannot reach each other), open the app over HTTPS
+    at T's two addresses; vcall-server hands each a TURN credential of its own (--turn-secret), and the
+    call goes through coturn: both pages play the other's video."""
+    import base64
+    import hashlib
+
+    from playwright.sync_api import sync_playwright
+
+    from app_harness import CHROMIUM, CHROMIUM_ARGS
+    from app_helpers import assert_video_playing, join, new_room_id, peer_id_by_name, wait_connected
+
+    a, b, t = namespaces
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    subprocess.run(["openssl", "req", "-x509", *ec, "-keyout", "key.pem", "-out", "cert.pem", "-days", "1",
+                    "-subj", "/CN=vcall turn test", "-addext", "subjectAltName=IP:10.77.1.1,IP:10.77.2.1"],
+                   cwd=tmp_path, check=True, capture_output=True)
+    public_key = subprocess.run(["openssl", "x509", "-in", str(tmp_path / "cert.pem"), "-pubkey", "-noout"],
+                                check=True, capture_output=True).stdout
+    der = subprocess.run(["openssl", "pkey", "-pubin", "-outform", "der"], input=public_key, check=True,
+                         capture_output=True).stdout
+    trust = "--ignore-certificate-errors-spki-list=" + base64.b64encode(hashlib.sha256(der).digest()).decode()
+    started: list[NamespacedProcess] = []
+    try:
+        turn = NamespacedProcess(t, "chromium-turnserver", [
+            "turnserver", "-n", "-v", "--no-cli", "--no-tls", "--no-dtls", "--listening-port=3478",
+            "--listening-ip=10.77.1.1", "--listening-ip=10.77.2.1", "--relay-ip=10.77.1.1",
+            "--min-port=49200", "--max-port=49400", "--use-auth-secret", f"--static-auth-secret={TURN_SECRET}",
+            "--realm=vcall.test", "--log-file=stdout", "--simple-log", f"--pidfile={tmp_path / 'turn.pid'}"])
+        started.append(turn)
+        server = NamespacedProcess(t, "chromium-vcall-server", [
+            str(server_binary()), "--host", "0.0.0.0", "--port", "18301", "--data-dir", str(tmp_path / "data"),
+            "--tls-cert", str(tmp_path / "cert.pem"), "--tls-key", str(tmp_path / "key.pem"),
+            "--turn", "turn:10.77.1.1:3478", "--turn-secret", TURN_SECRET])
+        started.append(server)
+        server.wait_for("listening on https://", 30)
+        pages = []
+        with sync_playwright() as playwright:
+            browsers = []
+            try:
+                for ns, address in ((a, "10.77.1.1"), (b, "10.77.2.1")):
+                    # Chromium in the page's namespace: Playwright talks to it over inherited pipes.
+                    wrapper = tmp_path / f"chromium-{ns}"
+                    wrapper.write_text(f'#!/bin/sh\nexec ip netns exec {ns} {CHROMIUM} "$@"\n')
+                    wrapper.chmod(0o755)
+                    browser = playwright.chromium.launch(executable_path=str(wrapper), headless=True, args=[*CHROMIUM_ARGS, trust])
+                    browsers.append(browser)
+                    context = browser.new_context(base_url=f"https://{address}:18301", permissions=["camera", "microphone"])
+                    context.set_default_timeout(30_000)
+                    pages.append(context.new_page())
+                alice, bob = pages
+                room = new_room_id()
+                join(alice, room, "alice")
+                join(bob, room, "bob")
+                wait_connected(alice, 1, timeout=60_000)
+                wait_connected(bob, 1, timeout=60_000)
+                assert_video_playing(alice, peer_id_by_name(alice, "bob"))
+                assert_video_playing(bob, peer_id_by_name(bob, "alice"))
+            finally:
+                for browser in browsers:
+                    browser.close()
+        turn.stop()
+        log = turn.text().lower()
+        assert log.count("allocate processed, success") >= 2 and "channel_bind processed, success" in log, log[-3000:]
+    finally:
+        for process in reversed(started):
+            process.stop()
