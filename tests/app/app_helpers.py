@@ -104,3 +104,17 @@ def all_videos_playing(page: Page, expected_peers: int) -> None:
 
 def wait_tile_attr(page: Page, peer_id: str, attr: str, value: str, timeout: float = 10_000) -> None:
     page.wait_for_selector(f'.tile.remote[data-peer-id="{peer_id}"][data-{attr}="{value}"]', timeout=timeout)
+
+
+def call_each_other(alice: Page, bob: Page, room_id: str, timeout: float = 30_000) -> tuple[str, str]:
+    """alice and bob join `room_id`, connect, and each plays the other's video; returns (bob's id on alice's
+    page, alice's id on bob's page)."""
+    join(alice, room_id, "alice")
+    join(bob, room_id, "bob")
+    wait_connected(alice, 1, timeout=timeout)
+    wait_connected(bob, 1, timeout=timeout)
+    bob_id = peer_id_by_name(alice, "bob")
+    alice_id = peer_id_by_name(bob, "alice")
+    for page, pid in ((alice, bob_id), (bob, alice_id)):
+        assert_video_playing(page, pid)
+    return bob_id, alice_id

@@ -10,6 +10,7 @@ from app_harness import Server, Users
 from app_helpers import (
     all_videos_playing,
     assert_video_playing,
+    call_each_other,
     inbound_video,
     join,
     new_room_id,
@@ -209,17 +210,9 @@ def test_rejoins_after_the_websocket_drops(users):
 def connected_pair(users):
     """alice and bob in a new room, connected, each playing the other's video; returns (alice, bob, bob's id on
     alice's page, alice's id on bob's page)."""
-    room = new_room_id()
     alice = users.new("alice")
     bob = users.new("bob")
-    join(alice, room, "alice")
-    join(bob, room, "bob")
-    wait_connected(alice, 1)
-    wait_connected(bob, 1)
-    bob_id = peer_id_by_name(alice, "bob")
-    alice_id = peer_id_by_name(bob, "alice")
-    for page, pid in ((alice, bob_id), (bob, alice_id)):
-        assert_video_playing(page, pid)
+    bob_id, alice_id = call_each_other(alice, bob, new_room_id())
     return alice, bob, bob_id, alice_id
 
 

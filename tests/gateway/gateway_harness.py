@@ -7,6 +7,8 @@ Its output (plain lines: stdout is not a terminal) goes to <repo>/test-output/ga
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import os
 import re
@@ -235,3 +237,21 @@ def turn_allocation(server: str, username: str, password: str, netns: str | None
         command = ["ip", "netns", "exec", netns, *command]
     result = subprocess.run(command, capture_output=True, text=True, timeout=30)
     return result.stdout + result.stderr
+
+
+def self_signed_certificate(directory: Path, subject_alt_name: str, certificate: str = "cert.pem",
+                            key: str = "key.pem") -> tuple[Path, Path]:
+    """An ECDSA P-256 certificate valid for a day, for `subject_alt_name` ("IP:10.0.0.1,DNS:localhost"),
+    and its unencrypted key, written into `directory`."""
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+                    "-keyout", key, "-out", certificate, "-days", "1", "-subj", "/CN=vcall test",
+                    "-addext", f"subjectAltName={subject_alt_name}"], cwd=directory, check=True, capture_output=True)
+    return directory / certificate, directory / key
+
+
+def chromium_trust_argument(certificate: Path) -> str:
+    """Chromium's flag that trusts the certificate's key: the base64 SHA-256 of its public key (SPKI)."""
+    key = subprocess.run(["openssl", "x509", "-in", str(certificate), "-pubkey", "-noout"], check=True,
+                         capture_output=True).stdout
+    der = subprocess.run(["openssl", "pkey", "-pubin", "-outform", "der"], input=key, check=True, capture_output=True).stdout
+    return "--ignore-certificate-errors-spki-list=" + base64.b64encode(hashlib.sha256(der).digest()).decode()

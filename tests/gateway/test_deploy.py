@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 
 from app_harness import free_port, server_binary
-from gateway_harness import LOGS, REPO, gateway_binary, turn_allocation
+from gateway_harness import LOGS, REPO, gateway_binary, self_signed_certificate, turn_allocation
 
 DEPLOY = REPO / "deploy"
 
@@ -124,11 +124,9 @@ def test_the_systemd_units_pass_systemd_analyze_verify(tmp_path):
 def test_the_units_command_lines_run_with_the_example_settings(tmp_path):
     """vcall-server with its unit's command line (port 443 → a free one, calls.example.org → this host),
     coturn with the example turnserver.conf, and a recording gateway with its unit's command line."""
+    # Named as the unit's LoadCredential= names them in its credentials directory.
     ca = tmp_path
-    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
-    subprocess.run(["openssl", "req", "-x509", *ec, "-keyout", "tls-key", "-out", "tls-cert", "-days", "1",
-                    "-subj", "/CN=calls.example.org", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
-                   cwd=ca, check=True, capture_output=True)
+    self_signed_certificate(ca, "DNS:localhost,IP:127.0.0.1", certificate="tls-cert", key="tls-key")
     port = free_port()
     server_env = environment_file(DEPLOY / "systemd" / "vcall-server.env")
     secret = server_env["VCALL_TURN_SECRET"]
@@ -216,9 +214,7 @@ def test_behind_the_example_nginx_the_server_sees_the_clients_address(tmp_path):
     if shutil.which("nginx") is None:
         pytest.fail("nginx is missing (scripts/setup installs nginx-light)", pytrace=False)
     client, address = "10.231.0.2", "10.231.0.1"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-                    "-keyout", "key.pem", "-out", "cert.pem", "-days", "1", "-subj", "/CN=calls.example.org",
-                    "-addext", f"subjectAltName=IP:{address}"], cwd=tmp_path, check=True, capture_output=True)
+    self_signed_certificate(tmp_path, f"IP:{address}")
     server_port, proxy_port = free_port(), free_port()
     site = (DEPLOY / "nginx" / "vcall.conf").read_text()
     site = site.replace("listen 443 ssl;", f"listen {address}:{proxy_port} ssl;")

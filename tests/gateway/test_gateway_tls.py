@@ -11,8 +11,6 @@ authority (made with openssl), reached at the test namespace's veth address 10.2
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import os
 import subprocess
 import tempfile
@@ -23,8 +21,8 @@ import pytest
 from playwright.sync_api import sync_playwright
 
 from app_harness import CHROMIUM, CHROMIUM_ARGS, free_port, server_binary
-from app_helpers import assert_video_playing, join, new_room_id, peer_id_by_name, wait_connected
-from gateway_harness import LOGS, Gateway, gateway_binary, recordings, video_packets
+from app_helpers import call_each_other, new_room_id
+from gateway_harness import LOGS, Gateway, chromium_trust_argument, gateway_binary, recordings, video_packets
 
 ADDRESS = "10.231.0.1"
 NAME = "vcall.test"
@@ -80,16 +78,8 @@ def tls_server(certificates):
     process.wait(timeout=10)
 
 
-def spki_sha256(certificate: Path) -> str:
-    """The base64 SHA-256 of the certificate's public key, as Chromium's --ignore-certificate-errors-spki-list wants it."""
-    key = subprocess.run(["openssl", "x509", "-in", str(certificate), "-pubkey", "-noout"], check=True,
-                         capture_output=True).stdout
-    der = subprocess.run(["openssl", "pkey", "-pubin", "-outform", "der"], input=key, check=True, capture_output=True).stdout
-    return base64.b64encode(hashlib.sha256(der).digest()).decode()
-
-
 def test_chromium_calls_over_https_at_a_lan_address(certificates, tls_server):
-    trust = f"--ignore-certificate-errors-spki-list={spki_sha256(certificates / 'server.pem')}"
+    trust = chromium_trust_argument(certificates / "server.pem")
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=[*CHROMIUM_ARGS, trust])
         try:
@@ -98,17 +88,10 @@ def test_chromium_calls_over_https_at_a_lan_address(certificates, tls_server):
                 context = browser.new_context(base_url=f"https://{ADDRESS}:{tls_server}", permissions=["camera", "microphone"])
                 context.set_default_timeout(20_000)
                 pages.append(context.new_page())
-            alice, bob = pages
-            room = new_room_id()
-            join(alice, room, "alice")
-            join(bob, room, "bob")
+            call_each_other(*pages, new_room_id())
             for page in pages:
                 assert page.evaluate("() => location.protocol + ' ' + window.isSecureContext") == "https: true"
                 assert page.evaluate("() => window.vcall.localMedia()")["video"] is True, "the camera started"
-            wait_connected(alice, 1)
-            wait_connected(bob, 1)
-            assert_video_playing(alice, peer_id_by_name(alice, "bob"))
-            assert_video_playing(bob, peer_id_by_name(bob, "alice"))
         finally:
             browser.close()
 

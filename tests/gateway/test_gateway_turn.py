@@ -23,7 +23,8 @@ from pathlib import Path
 import pytest
 
 from app_harness import server_binary
-from gateway_harness import LOGS, gateway_binary, recordings, turn_allocation, video_packets
+from gateway_harness import (LOGS, chromium_trust_argument, gateway_binary, recordings, self_signed_certificate,
+                             turn_allocation, video_packets)
 
 TURN_USER, TURN_PASSWORD = "vcall", "relay-only-secret"
 TURN_SECRET = "vcall-shared-turn-secret"
@@ -230,24 +231,14 @@ def test_chromium_pages_without_a_direct_path_call_over_https_through_coturn(nam
     """Two Chromium pages, one in A and one in B (which cannot reach each other), open the app over HTTPS
     at T's two addresses; vcall-server hands each a TURN credential of its own (--turn-secret), and the
     call goes through coturn: both pages play the other's video."""
-    import base64
-    import hashlib
-
     from playwright.sync_api import sync_playwright
 
     from app_harness import CHROMIUM, CHROMIUM_ARGS
-    from app_helpers import assert_video_playing, join, new_room_id, peer_id_by_name, wait_connected
+    from app_helpers import call_each_other, new_room_id
 
     a, b, t = namespaces
-    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
-    subprocess.run(["openssl", "req", "-x509", *ec, "-keyout", "key.pem", "-out", "cert.pem", "-days", "1",
-                    "-subj", "/CN=vcall turn test", "-addext", "subjectAltName=IP:10.77.1.1,IP:10.77.2.1"],
-                   cwd=tmp_path, check=True, capture_output=True)
-    public_key = subprocess.run(["openssl", "x509", "-in", str(tmp_path / "cert.pem"), "-pubkey", "-noout"],
-                                check=True, capture_output=True).stdout
-    der = subprocess.run(["openssl", "pkey", "-pubin", "-outform", "der"], input=public_key, check=True,
-                         capture_output=True).stdout
-    trust = "--ignore-certificate-errors-spki-list=" + base64.b64encode(hashlib.sha256(der).digest()).decode()
+    certificate, key = self_signed_certificate(tmp_path, "IP:10.77.1.1,IP:10.77.2.1")
+    trust = chromium_trust_argument(certificate)
     started: list[NamespacedProcess] = []
     try:
         turn = NamespacedProcess(t, "chromium-turnserver", [
@@ -258,7 +249,7 @@ def test_chromium_pages_without_a_direct_path_call_over_https_through_coturn(nam
         started.append(turn)
         server = NamespacedProcess(t, "chromium-vcall-server", [
             str(server_binary()), "--host", "0.0.0.0", "--port", "18301", "--data-dir", str(tmp_path / "data"),
-            "--tls-cert", str(tmp_path / "cert.pem"), "--tls-key", str(tmp_path / "key.pem"),
+            "--tls-cert", str(certificate), "--tls-key", str(key),
             "--turn", "turn:10.77.1.1:3478", "--turn-secret", TURN_SECRET])
         started.append(server)
         server.wait_for("listening on https://", 30)
@@ -276,14 +267,7 @@ def test_chromium_pages_without_a_direct_path_call_over_https_through_coturn(nam
                     context = browser.new_context(base_url=f"https://{address}:18301", permissions=["camera", "microphone"])
                     context.set_default_timeout(30_000)
                     pages.append(context.new_page())
-                alice, bob = pages
-                room = new_room_id()
-                join(alice, room, "alice")
-                join(bob, room, "bob")
-                wait_connected(alice, 1, timeout=60_000)
-                wait_connected(bob, 1, timeout=60_000)
-                assert_video_playing(alice, peer_id_by_name(alice, "bob"))
-                assert_video_playing(bob, peer_id_by_name(bob, "alice"))
+                call_each_other(*pages, new_room_id(), timeout=60_000)
             finally:
                 for browser in browsers:
                     browser.close()
