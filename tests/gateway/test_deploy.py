@@ -1,4 +1,5 @@
-"""The deployment files in deploy/ do what README's "Deploying" says: the systemd units pass
+"""The deployment files in deploy/ do what README's "Deploying" says: its "By hand" commands, run as
+written, give a call between two Chromium pages over HTTPS through coturn; the systemd units pass
 `systemd-analyze verify`, and the programs accept exactly the command lines the units run, with the
 example settings files (TLS from the test's own CA, coturn with the example turnserver.conf). There is no
 systemd and no container engine on the test machines: the units are verified, not started by systemd, and
@@ -8,6 +9,7 @@ deploy/container/Containerfile is not built here.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import hmac
 import json
@@ -15,9 +17,11 @@ import os
 import re
 import shlex
 import shutil
+import signal
 import socket as sockets
 import ssl
 import struct
+import sys
 import subprocess
 import time
 from pathlib import Path
@@ -25,7 +29,9 @@ from pathlib import Path
 import pytest
 
 from app_harness import free_port, server_binary
-from gateway_harness import LOGS, REPO, gateway_binary, self_signed_certificate, turn_allocation
+from gateway_harness import (LOGS, REPO, chromium_trust_argument, gateway_binary, self_signed_certificate,
+                             turn_allocation)
+from namespaces import NamespacedProcess, chromium_pages, network_namespaces
 
 DEPLOY = REPO / "deploy"
 
@@ -104,6 +110,78 @@ def exec_start(unit: Path, variables: dict[str, str]) -> list[str]:
         else:
             words.append(re.sub(r"\$\{([A-Z_]+)\}", lambda m: variables[m.group(1)], word))
     return words
+
+
+def readme_block(marker: str) -> list[str]:
+    """The lines of the README's first fenced block after `marker`."""
+    text = (REPO / "README.md").read_text()
+    return text[text.index(marker):].split("```\n", 2)[1].splitlines()
+
+
+def test_the_by_hand_commands_give_a_call_over_https_through_coturn(tmp_path):
+    """README's "By hand" block, from its third line on, run by bash in namespace T as written, in a
+    folder laid out as a checkout (deploy/, .build/release/vcall-server, the certificate as fullchain.pem
+    and privkey.pem); with VCALL_DEPLOY_CHECKOUT=CLONE, the whole block in that clone. Two Chromium pages, in A and B, open https://calls.example.org (each namespace's hosts
+    file names T's address on its side); T does not forward, so the pages reach each other only through
+    coturn's relays. Addresses are from the documentation ranges, which the example turnserver.conf does
+    not deny as peers (it denies private ones).
+
+        A 198.51.100.2 ── 198.51.100.1 T 203.0.113.1 ── 203.0.113.2 B
+    """
+    from playwright.sync_api import sync_playwright
+
+    from app_helpers import call_each_other, new_room_id
+
+    lines = readme_block("<!-- by-hand")
+    assert lines[0] == "scripts/setup" and lines[1].startswith("swift build -c release --product vcall-server"), lines
+    if checkout := os.environ.get("VCALL_DEPLOY_CHECKOUT"):
+        # The whole block, setup and release build included, in that clone (swift on PATH).
+        checkout, script, startup = Path(checkout), lines, 3600
+    else:
+        # The test run has done the first two lines already (its debug binaries stand in for release ones).
+        checkout, script, startup = tmp_path / "vcall", lines[2:], 30
+        (checkout / ".build" / "release").mkdir(parents=True)
+        (checkout / "deploy").symlink_to(DEPLOY)
+        (checkout / ".build" / "release" / "vcall-server").symlink_to(server_binary())
+    certificate, _ = self_signed_certificate(checkout, "DNS:calls.example.org", certificate="fullchain.pem",
+                                             key="privkey.pem")
+    a, b, t = (f"vd{x}{os.getpid()}" for x in "ABT")
+    with network_namespaces([a, b, t], [(a, t, "198.51.100"), (b, t, "203.0.113")],
+                            {a: "198.51.100.1", b: "203.0.113.1"},
+                            {a: {"resolv.conf": "nameserver 198.51.100.1\n"}, b: {"resolv.conf": "nameserver 203.0.113.1\n"}}):
+        dns = NamespacedProcess(t, "deploy-by-hand-dns", [sys.executable, str(Path(__file__).parent / "dns_responder.py"),
+                                                         "calls.example.org", "198.51.100.0/24=198.51.100.1",
+                                                         "203.0.113.0/24=203.0.113.1"])
+        dns.wait_for("answering", 10)
+        shell = NamespacedProcess(t, "deploy-by-hand", ["bash", "-e", "-c", "\n".join(script)], cwd=checkout)
+        run = checkout / "run"
+        def log(name: str) -> str:
+            return (run / name).read_text(errors="replace") if (run / name).exists() else ""
+        try:
+            deadline = time.monotonic() + startup
+            while "listening on https://0.0.0.0:443" not in log("vcall-server.log"):
+                assert time.monotonic() < deadline, f"{shell.text()}\n{log('vcall-server.log')}\n{log('turnserver.log')}"
+                time.sleep(0.2)
+            with sync_playwright() as playwright, chromium_pages(
+                    playwright, tmp_path, [(a, "https://calls.example.org"), (b, "https://calls.example.org")],
+                    chromium_trust_argument(certificate)) as pages:
+                ids = call_each_other(*pages, new_room_id(), timeout=60_000)
+                # Through coturn: one end of the pair each page uses is a coturn relay address (coturn, in T,
+                # also reaches a page's own address, so the other end may be that page's host candidate).
+                for page, peer in zip(pages, ids):
+                    pair = page.evaluate("id => window.vcall.selectedCandidates(id)", peer)
+                    assert pair and "relay" in pair.values(), pair
+        finally:
+            # bash has exited; coturn and vcall-server, its background jobs, are left in its process group.
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(shell.process.pid, signal.SIGTERM)
+                deadline = time.monotonic() + 20
+                while time.monotonic() < deadline:
+                    os.killpg(shell.process.pid, 0)
+                    time.sleep(0.2)
+                os.killpg(shell.process.pid, signal.SIGKILL)
+            shell.stop()
+            dns.stop()
 
 
 def test_the_systemd_units_pass_systemd_analyze_verify(tmp_path):

@@ -12,7 +12,6 @@ is through coturn's relay addresses, which are T's own.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import subprocess
@@ -23,44 +22,12 @@ from pathlib import Path
 import pytest
 
 from app_harness import server_binary
-from gateway_harness import (LOGS, chromium_trust_argument, gateway_binary, recordings, self_signed_certificate,
+from gateway_harness import (chromium_trust_argument, gateway_binary, recordings, self_signed_certificate,
                              turn_allocation, video_packets)
+from namespaces import NamespacedProcess, chromium_pages, network_namespaces
 
 TURN_USER, TURN_PASSWORD = "vcall", "relay-only-secret"
 TURN_SECRET = "vcall-shared-turn-secret"
-
-
-def sh(*command: str) -> None:
-    subprocess.run(command, check=True, capture_output=True, timeout=30)
-
-
-@contextlib.contextmanager
-def network_namespaces(names: list[str], links: list[tuple[str, str, str]], routes: dict[str, str]):
-    """Makes namespaces `names` (lo up, no forwarding) joined by veth pairs: each link (left, right, net)
-    gives left NET.2/24 and right NET.1/24; `routes` maps a namespace to its default gateway. Deletes
-    them all on exit."""
-    if os.geteuid() != 0 or not shutil.which("ip") or not shutil.which("turnserver"):
-        pytest.fail("this test needs root inside scripts/netns-run, iproute2 and coturn (scripts/setup installs them)",
-                    pytrace=False)
-    for ns in names:
-        sh("ip", "netns", "add", ns)
-    try:
-        for index, (left, right, net) in enumerate(links):
-            left_dev, right_dev = f"l{index}{os.getpid()}", f"r{index}{os.getpid()}"
-            sh("ip", "link", "add", left_dev, "type", "veth", "peer", "name", right_dev)
-            for ns, dev, host in ((left, left_dev, 2), (right, right_dev, 1)):
-                sh("ip", "link", "set", dev, "netns", ns)
-                sh("ip", "-n", ns, "addr", "add", f"{net}.{host}/24", "dev", dev)
-                sh("ip", "-n", ns, "link", "set", dev, "up")
-        for ns in names:
-            sh("ip", "-n", ns, "link", "set", "lo", "up")
-            sh("ip", "netns", "exec", ns, "sysctl", "-q", "-w", "net.ipv4.ip_forward=0")
-        for ns, gateway in routes.items():
-            sh("ip", "-n", ns, "route", "add", "default", "via", gateway)
-        yield
-    finally:
-        for ns in names:
-            subprocess.run(["ip", "netns", "delete", ns], capture_output=True)
 
 
 @pytest.fixture
@@ -68,39 +35,6 @@ def namespaces():
     a, b, t = (f"vc{x}{os.getpid()}" for x in "ABT")
     with network_namespaces([a, b, t], [(a, t, "10.77.1"), (b, t, "10.77.2")], {a: "10.77.1.1", b: "10.77.2.1"}):
         yield a, b, t
-
-
-class NamespacedProcess:
-    def __init__(self, ns: str, label: str, command: list[str]) -> None:
-        LOGS.mkdir(parents=True, exist_ok=True)
-        self.label = label
-        self.log_path = LOGS / f"{label}.log"
-        self.log = open(self.log_path, "wb")
-        self.process = subprocess.Popen(["ip", "netns", "exec", ns, *command], stdin=subprocess.PIPE, stdout=self.log,
-                                        stderr=subprocess.STDOUT, start_new_session=True)
-
-    def text(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def wait_for(self, text: str, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if text in self.text():
-                return
-            if self.process.poll() is not None:
-                break
-            time.sleep(0.1)
-        raise AssertionError(f"{self.label}: {text!r} not logged within {timeout}s:\n{self.text()[-3000:]}")
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(2)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.log.close()
 
 
 class RelayedCall:
@@ -233,7 +167,6 @@ def test_chromium_pages_without_a_direct_path_call_over_https_through_coturn(nam
     call goes through coturn: both pages play the other's video."""
     from playwright.sync_api import sync_playwright
 
-    from app_harness import CHROMIUM, CHROMIUM_ARGS
     from app_helpers import call_each_other, new_room_id
 
     a, b, t = namespaces
@@ -253,24 +186,9 @@ def test_chromium_pages_without_a_direct_path_call_over_https_through_coturn(nam
             "--turn", "turn:10.77.1.1:3478", "--turn-secret", TURN_SECRET])
         started.append(server)
         server.wait_for("listening on https://", 30)
-        pages = []
-        with sync_playwright() as playwright:
-            browsers = []
-            try:
-                for ns, address in ((a, "10.77.1.1"), (b, "10.77.2.1")):
-                    # Chromium in the page's namespace: Playwright talks to it over inherited pipes.
-                    wrapper = tmp_path / f"chromium-{ns}"
-                    wrapper.write_text(f'#!/bin/sh\nexec ip netns exec {ns} {CHROMIUM} "$@"\n')
-                    wrapper.chmod(0o755)
-                    browser = playwright.chromium.launch(executable_path=str(wrapper), headless=True, args=[*CHROMIUM_ARGS, trust])
-                    browsers.append(browser)
-                    context = browser.new_context(base_url=f"https://{address}:18301", permissions=["camera", "microphone"])
-                    context.set_default_timeout(30_000)
-                    pages.append(context.new_page())
-                call_each_other(*pages, new_room_id(), timeout=60_000)
-            finally:
-                for browser in browsers:
-                    browser.close()
+        with sync_playwright() as playwright, chromium_pages(
+                playwright, tmp_path, [(a, "https://10.77.1.1:18301"), (b, "https://10.77.2.1:18301")], trust) as pages:
+            call_each_other(*pages, new_room_id(), timeout=60_000)
         turn.stop()
         log = turn.text().lower()
         assert log.count("allocate processed, success") >= 2 and "channel_bind processed, success" in log, log[-3000:]

@@ -81,6 +81,17 @@ export function installRoomInspection({ roomId, state, mediaState, currentVideoT
     },
     inboundVideo: async (id) => state.peers.get(id)?.peer.inboundVideoStats() ?? null,
     outboundVideo: async (id) => state.peers.get(id)?.peer.outboundVideoStats() ?? null,
+    // The ICE candidate types ('host', 'srflx', 'prflx', 'relay') of the pair carrying media with `id`.
+    selectedCandidates: async (id) => {
+      const entry = state.peers.get(id);
+      if (!entry) return null;
+      const stats = await entry.peer.pc.getStats();
+      let pair = null;
+      stats.forEach((s) => {
+        if (s.type === 'transport' && s.selectedCandidatePairId) pair = stats.get(s.selectedCandidatePairId);
+      });
+      return pair && { local: stats.get(pair.localCandidateId)?.candidateType, remote: stats.get(pair.remoteCandidateId)?.candidateType };
+    },
     mediaDiagnostics: async (id) => {
       const entry = state.peers.get(id);
       if (!entry) return null;
