@@ -8,13 +8,14 @@ import WebRTCTypes
 ///
 /// ```swift
 /// let message = try ClientMessage.parse(Array(#"{"type":"join-room","roomId":"standup"}"#.utf8))
-/// // .joinRoom(roomId: "standup", name: nil, capacity: nil)
+/// // .joinRoom(roomId: "standup", name: nil, capacity: nil, role: nil)
 /// ```
 ///
 /// A `from` field sent by a client is ignored: the server stamps the true sender itself.
 public enum ClientMessage: Sendable, Equatable {
-    /// `join-room {roomId, name?, capacity?}`; `capacity` only counts when the room is created.
-    case joinRoom(roomId: String, name: String?, capacity: Int?)
+    /// `join-room {roomId, name?, capacity?, role?}`; `capacity` only counts when the room is created;
+    /// `role: .relay` joins as the room's relay (the connection needs an API token).
+    case joinRoom(roomId: String, name: String?, capacity: Int?, role: JoinRole? = nil)
     /// `leave-room {}`
     case leaveRoom
     /// `offer {to?, offer: {type, sdp}}`
@@ -33,11 +34,14 @@ public enum ClientMessage: Sendable, Equatable {
     case hangup(to: String?)
     /// `media-state {audio, video, screen}`
     case mediaState(MediaState)
+    /// `track-map {to, tracks: [{mid, participant, kind}]}`: the relay tells a member, right before an
+    /// offer, whose media each active m-line of that offer carries.
+    case trackMap(to: String, tracks: [TrackMapEntry])
 
     /// Every client message type, as it appears in `type`.
     public static let types: [String] = [
         "join-room", "leave-room", "offer", "answer", "ice-candidate",
-        "call", "call-accept", "call-reject", "hangup", "media-state",
+        "call", "call-accept", "call-reject", "hangup", "media-state", "track-map",
     ]
 
     /// The message's `type`.
@@ -53,6 +57,7 @@ public enum ClientMessage: Sendable, Equatable {
         case .callReject: "call-reject"
         case .hangup: "hangup"
         case .mediaState: "media-state"
+        case .trackMap: "track-map"
         }
     }
 
@@ -91,7 +96,7 @@ public enum ClientMessage: Sendable, Equatable {
         SignalingError(.unknownType, "unknown message type \"\(type.prefix(64))\": use one of \(types.joined(separator: ", "))")
     }
 
-    /// Checks values beyond their JSON types: room ids, names, SDP types, peer ids.
+    /// Checks values beyond their JSON types: room ids, names, SDP types, peer ids, track maps.
     public func validate() throws(SignalingError) {
         func checkRoom(_ roomId: String) throws(SignalingError) {
             guard SignalingLimits.isValidRoomID(roomId) else {
@@ -108,7 +113,7 @@ public enum ClientMessage: Sendable, Equatable {
             }
         }
         switch self {
-        case .joinRoom(let roomId, let name, _):
+        case .joinRoom(let roomId, let name, _, _):
             try checkRoom(roomId)
             if let name, SignalingLimits.normalizedName(name) == nil {
                 throw SignalingError(
@@ -130,6 +135,25 @@ public enum ClientMessage: Sendable, Equatable {
             try checkPeer(to)
         case .hangup(let to):
             try checkPeer(to)
+        case .trackMap(let to, let tracks):
+            try checkPeer(to)
+            guard tracks.count <= SignalingLimits.maxTrackMapEntries else {
+                throw SignalingError(
+                    .invalidMessage,
+                    "track-map: \(tracks.count) entries; at most \(SignalingLimits.maxTrackMapEntries) are allowed (one per active m-line)"
+                )
+            }
+            for (index, entry) in tracks.enumerated() {
+                guard !entry.mid.isEmpty, entry.mid.utf8.count <= SignalingLimits.maxMidLength else {
+                    throw SignalingError(.invalidMessage, "track-map: tracks[\(index)].mid must be the m-line's mid, 1–\(SignalingLimits.maxMidLength) characters")
+                }
+                guard !entry.participant.isEmpty, entry.participant.utf8.count <= SignalingLimits.maxPeerIDLength else {
+                    throw SignalingError(
+                        .invalidMessage,
+                        "track-map: tracks[\(index)].participant must be a peer id (1–\(SignalingLimits.maxPeerIDLength) characters)"
+                    )
+                }
+            }
         }
     }
 }
@@ -138,7 +162,13 @@ public enum ClientMessage: Sendable, Equatable {
 func describe(_ error: DecodingError) -> String {
     func path(_ codingPath: [any CodingKey], _ key: (any CodingKey)? = nil) -> String {
         let keys = codingPath + (key.map { [$0] } ?? [])
-        let joined = keys.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }.joined(separator: ".")
+        let joined = keys.reduce(into: "") { text, key in
+            if let index = key.intValue {
+                text += "[\(index)]"
+            } else {
+                text += (text.isEmpty ? "" : ".") + key.stringValue
+            }
+        }
         return joined.isEmpty ? "the message" : "field \"\(joined)\""
     }
     switch error {
@@ -166,7 +196,7 @@ private func jsonTypeName(_ type: Any.Type) -> String {
 
 extension ClientMessage: Codable {
     enum Keys: String, CodingKey {
-        case type, to, roomId, name, capacity, offer, answer, candidate, audio, video, screen
+        case type, to, roomId, name, capacity, role, offer, answer, candidate, audio, video, screen, tracks
     }
 
     public init(from decoder: any Decoder) throws {
@@ -175,11 +205,17 @@ extension ClientMessage: Codable {
         guard let type = try? c.decode(String.self, forKey: .type) else { throw Self.noType }
         switch type {
         case "join-room":
-            self = .joinRoom(
-                roomId: try c.decode(String.self, forKey: .roomId),
-                name: try c.decodeIfPresent(String.self, forKey: .name),
-                capacity: try c.decodeIfPresent(Int.self, forKey: .capacity)
-            )
+            let roomId = try c.decode(String.self, forKey: .roomId)
+            let name = try c.decodeIfPresent(String.self, forKey: .name)
+            let capacity = try c.decodeIfPresent(Int.self, forKey: .capacity)
+            var role: JoinRole?
+            if let value = try c.decodeIfPresent(String.self, forKey: .role) {
+                guard let known = JoinRole(rawValue: value) else {
+                    throw SignalingError(.invalidMessage, "join-room: role must be \"relay\" or absent, not \"\(value.prefix(32))\"")
+                }
+                role = known
+            }
+            self = .joinRoom(roomId: roomId, name: name, capacity: capacity, role: role)
         case "leave-room":
             self = .leaveRoom
         case "offer":
@@ -208,6 +244,12 @@ extension ClientMessage: Codable {
                 video: try c.decode(Bool.self, forKey: .video),
                 screen: try c.decode(Bool.self, forKey: .screen)
             ))
+        case "track-map":
+            // `to` is required here (a map is for one member), so its absence gets the routing rules' error.
+            guard let to = try c.decodeIfPresent(String.self, forKey: .to) else {
+                throw SignalingError(.invalidMessage, "track-map: \"to\" is required: name the member whose offer this map describes")
+            }
+            self = .trackMap(to: to, tracks: try c.decode([TrackMapEntry].self, forKey: .tracks))
         default:
             throw Self.unknownType(type)
         }
@@ -217,10 +259,11 @@ extension ClientMessage: Codable {
         var c = encoder.container(keyedBy: Keys.self)
         try c.encode(type, forKey: .type)
         switch self {
-        case .joinRoom(let roomId, let name, let capacity):
+        case .joinRoom(let roomId, let name, let capacity, let role):
             try c.encode(roomId, forKey: .roomId)
             try c.encodeIfPresent(name, forKey: .name)
             try c.encodeIfPresent(capacity, forKey: .capacity)
+            try c.encodeIfPresent(role, forKey: .role)
         case .leaveRoom:
             break
         case .offer(let to, let offer):
@@ -243,6 +286,9 @@ extension ClientMessage: Codable {
             try c.encode(state.audio, forKey: .audio)
             try c.encode(state.video, forKey: .video)
             try c.encode(state.screen, forKey: .screen)
+        case .trackMap(let to, let tracks):
+            try c.encode(to, forKey: .to)
+            try c.encode(tracks, forKey: .tracks)
         }
     }
 

@@ -22,6 +22,8 @@ public enum ErrorCode: String, Codable, Sendable, CaseIterable {
     case rateLimited = "rate-limited"
     /// The action needs a logged-in session or an API token, or the credentials given are invalid.
     case unauthorized = "unauthorized"
+    /// `join-room` with `role: "relay"` for a room that already has another relay; nothing changed.
+    case relayTaken = "relay-taken"
 }
 
 /// A protocol error: a code and a sentence that says what happened and what to do.

@@ -16,6 +16,10 @@ public enum SignalingLimits {
     public static let maxNameLength = 64
     /// Longest connection id accepted in `to`.
     public static let maxPeerIDLength = 64
+    /// Most entries in one `track-map` (one per m-line of an offer).
+    public static let maxTrackMapEntries = 256
+    /// Longest `mid` in a `track-map` entry.
+    public static let maxMidLength = 32
 
     /// A room id is 1–64 characters of `A–Z a–z 0–9 _ -`.
     public static func isValidRoomID(_ id: String) -> Bool {

@@ -1,12 +1,13 @@
-/// An `offer`, `answer` or `ice-candidate` recognized in a frame's bytes without decoding its payload, so the
-/// server can relay the payload's bytes as they came instead of decoding and re-encoding a 4 KB SDP.
+/// An `offer`, `answer`, `ice-candidate` or `track-map` recognized in a frame's bytes without decoding its
+/// payload, so the server can relay the payload's bytes as they came instead of decoding and re-encoding a 4 KB SDP.
 ///
 /// Recognizing only ever accepts: a frame it is not sure of (any JSON it does not check byte for byte,
 /// an escape in a routing field, non-ASCII text, extra or duplicate fields, a candidate that lacks
 /// `sdpMid`/`sdpMLineIndex`) gives `nil`, and the caller falls back to ``ClientMessage/parse(_:)``, which
 /// reports errors. So what is relayed raw is exactly what `parse` would accept and re-encode to the same
 /// values: the whole frame is valid JSON, `type`, `to` and `offer.type` obey the protocol's rules, and the
-/// payload holds exactly the fields a relayed message carries.
+/// payload holds exactly the fields a relayed message carries. A `track-map` is recognized only with its
+/// (required) `to` and a `tracks` array whose entries pass ``ClientMessage/validate()``.
 ///
 /// ```swift
 /// let frame = Array(#"{"type":"offer","to":"b2","offer":{"type":"offer","sdp":"v=0\r\n"}}"#.utf8)
@@ -18,21 +19,24 @@ public struct RelayEnvelope: Sendable, Equatable {
         case offer
         case answer
         case iceCandidate = "ice-candidate"
+        case trackMap = "track-map"
 
-        /// The field that holds the payload: `offer`, `answer` or `candidate`.
+        /// The field that holds the payload: `offer`, `answer`, `candidate` or `tracks`.
         public var payloadField: String {
             switch self {
             case .offer: "offer"
             case .answer: "answer"
             case .iceCandidate: "candidate"
+            case .trackMap: "tracks"
             }
         }
     }
 
     public var kind: Kind
-    /// The target's id; nil when absent or null.
+    /// The target's id; nil when absent or null (never for `track-map`, which needs one).
     public var to: String?
-    /// Where the payload's JSON value (an object, or `null` for the end of candidates) lies in the frame.
+    /// Where the payload's JSON value (an object, `null` for the end of candidates, or the track map's array)
+    /// lies in the frame.
     public var payload: Range<Int>
 
     public init(kind: Kind, to: String?, payload: Range<Int>) {
@@ -60,9 +64,16 @@ public struct RelayEnvelope: Sendable, Equatable {
         case .offer: payload = fields.offer
         case .answer: payload = fields.answer
         case .iceCandidate: payload = fields.candidate
+        case .trackMap: payload = fields.tracks
         }
         guard let payload else { return nil }
-        let valid = kind == .iceCandidate ? scanner.isRelayableCandidate(payload) : scanner.isRelayableDescription(payload)
+        let valid: Bool
+        switch kind {
+        case .offer, .answer: valid = scanner.isRelayableDescription(payload)
+        case .iceCandidate: valid = scanner.isRelayableCandidate(payload)
+        // A map without `to` is an error the full parser reports.
+        case .trackMap: valid = to != nil && scanner.isRelayableTrackMap(payload)
+        }
         return valid ? RelayEnvelope(kind: kind, to: to, payload: payload) : nil
     }
 }
@@ -86,6 +97,7 @@ struct JSONScanner {
         var offer: Range<Int>?
         var answer: Range<Int>?
         var candidate: Range<Int>?
+        var tracks: Range<Int>?
         /// False when a field we use appeared twice, or a key held an escape (it could spell one of ours).
         var isComplete = true
     }
@@ -104,6 +116,7 @@ struct JSONScanner {
             case "offer": field = \.offer
             case "answer": field = \.answer
             case "candidate": field = \.candidate
+            case "tracks": field = \.tracks
             default: return
             }
             if fields[keyPath: field] != nil { fields.isComplete = false }
@@ -140,8 +153,40 @@ struct JSONScanner {
         } && typesMatch
     }
 
+    /// An array of at most 256 `{mid, participant, kind}`, each with all three fields and nothing else: `mid` a
+    /// string of 1–32 characters, `participant` of 1–64, `kind` `audio` or `video` (no escapes anywhere, so
+    /// byte counts are character counts).
+    func isRelayableTrackMap(_ range: Range<Int>) -> Bool {
+        var scanner = JSONScanner(bytes)
+        scanner.index = range.lowerBound
+        var entries = 0
+        var acceptable = true
+        let scanned = scanner.array(depth: 1) { scanner, element in
+            entries += 1
+            acceptable = acceptable && entries <= SignalingLimits.maxTrackMapEntries && scanner.isRelayableTrackMapEntry(element)
+        }
+        return scanned && acceptable && scanner.index == range.upperBound
+    }
+
+    private func isRelayableTrackMapEntry(_ range: Range<Int>) -> Bool {
+        guard bytes[range.lowerBound] == UInt8(ascii: "{") else { return false }
+        var typesMatch = true
+        return fields(of: range, allowed: Self.trackMapEntryFields, required: 3) { scanner, key, value in
+            guard let text = scanner.plainString(value) else {
+                typesMatch = false
+                return
+            }
+            switch key {
+            case "mid": typesMatch = typesMatch && (1...SignalingLimits.maxMidLength).contains(text.utf8.count)
+            case "participant": typesMatch = typesMatch && (1...SignalingLimits.maxPeerIDLength).contains(text.utf8.count)
+            default: typesMatch = typesMatch && TrackMapEntry.Kind(rawValue: text) != nil
+            }
+        } && typesMatch
+    }
+
     static let descriptionFields = ["type", "sdp"]
     static let candidateFields = ["candidate", "sdpMid", "sdpMLineIndex", "usernameFragment"]
+    static let trackMapEntryFields = ["mid", "participant", "kind"]
 
     /// Scans the object at `range`: true when its keys are distinct, plain, all in `allowed` and include the
     /// first `required` of them; `check` sees each field.
@@ -215,23 +260,30 @@ struct JSONScanner {
         }
     }
 
+    /// Scans an array, calling `element` with each element's range.
+    mutating func array(depth: Int, _ element: (JSONScanner, Range<Int>) -> Void) -> Bool {
+        skipWhitespace()
+        guard depth < Self.maxDepth, take(UInt8(ascii: "[")) else { return false }
+        skipWhitespace()
+        if take(UInt8(ascii: "]")) { return true }
+        while true {
+            skipWhitespace()
+            let elementStart = index
+            guard value(depth: depth + 1) else { return false }
+            element(self, elementStart..<index)
+            skipWhitespace()
+            if take(UInt8(ascii: ",")) { continue }
+            return take(UInt8(ascii: "]"))
+        }
+    }
+
     mutating func value(depth: Int) -> Bool {
         guard index < bytes.count else { return false }
         switch bytes[index] {
         case UInt8(ascii: "{"):
             return object(depth: depth) { _, _, _ in }
         case UInt8(ascii: "["):
-            guard depth < Self.maxDepth else { return false }
-            index += 1
-            skipWhitespace()
-            if take(UInt8(ascii: "]")) { return true }
-            while true {
-                skipWhitespace()
-                guard value(depth: depth + 1) else { return false }
-                skipWhitespace()
-                if take(UInt8(ascii: ",")) { continue }
-                return take(UInt8(ascii: "]"))
-            }
+            return array(depth: depth) { _, _ in }
         case UInt8(ascii: "\""):
             return string()
         case UInt8(ascii: "t"):

@@ -14,8 +14,11 @@ public enum ServerMessage: Sendable, Equatable {
     /// `resumeToken` (opaque) lets a client that lost its socket reconnect with `/ws?resume=TOKEN` and
     /// keep its id; nil from servers that predate it.
     case welcome(id: String, name: String, iceServers: [RTCIceServer], resumeToken: String?)
-    /// `room-joined {roomId, self: {id, name}, peers: [{id, name}], capacity}` to the member who joined.
-    case roomJoined(roomId: String, self: PeerInfo, peers: [PeerInfo], capacity: Int)
+    /// `room-joined {roomId, self: {id, name}, peers: [{id, name}], capacity, relay}` to the member who joined.
+    ///
+    /// `relay` is the room's relay (the receiver's own id when it joined as the relay), nil when the room
+    /// has none; it is always written, as `null` when nil.
+    case roomJoined(roomId: String, self: PeerInfo, peers: [PeerInfo], capacity: Int, relay: String? = nil)
     /// `user-joined {from, name, roomUsers}` to the other members; `roomUsers` lists every member, the new one included.
     case userJoined(from: String, name: String, roomUsers: [String])
     /// `user-disconnected {from}` when a member leaves the room or its socket closes.
@@ -40,6 +43,11 @@ public enum ServerMessage: Sendable, Equatable {
     case hangup(from: String)
     /// `media-state {from, audio, video, screen}` to the other members of the room.
     case mediaState(from: String, state: MediaState)
+    /// `relay-changed {relay}` to the other members when a relay joins the room (right after its
+    /// `user-joined`) or leaves it (right after its `user-disconnected`, with `relay` nil, written as `null`).
+    case relayChanged(relay: String?)
+    /// Relayed `track-map {from, tracks}`: whose media each m-line of the relay's next offer carries.
+    case trackMap(from: String, tracks: [TrackMapEntry])
     /// `error {code, message}`; the connection stays open.
     case error(code: ErrorCode, message: String)
 
@@ -60,6 +68,8 @@ public enum ServerMessage: Sendable, Equatable {
         case .callRejected: "call-rejected"
         case .hangup: "hangup"
         case .mediaState: "media-state"
+        case .relayChanged: "relay-changed"
+        case .trackMap: "track-map"
         case .error: "error"
         }
     }
@@ -77,8 +87,8 @@ public enum ServerMessage: Sendable, Equatable {
 
 extension ServerMessage: Codable {
     enum Keys: String, CodingKey {
-        case type, id, name, iceServers, resumeToken, roomId, `self`, peers, capacity, from, roomUsers
-        case offer, answer, candidate, users, audio, video, screen, code, message
+        case type, id, name, iceServers, resumeToken, roomId, `self`, peers, capacity, relay, from, roomUsers
+        case offer, answer, candidate, users, audio, video, screen, tracks, code, message
     }
 
     public init(from decoder: any Decoder) throws {
@@ -98,7 +108,8 @@ extension ServerMessage: Codable {
                 roomId: try c.decode(String.self, forKey: .roomId),
                 self: try c.decode(PeerInfo.self, forKey: .self),
                 peers: try c.decode([PeerInfo].self, forKey: .peers),
-                capacity: try c.decodeIfPresent(Int.self, forKey: .capacity) ?? SignalingLimits.defaultRoomCapacity
+                capacity: try c.decodeIfPresent(Int.self, forKey: .capacity) ?? SignalingLimits.defaultRoomCapacity,
+                relay: try c.decodeIfPresent(String.self, forKey: .relay)
             )
         case "user-joined":
             self = .userJoined(
@@ -136,6 +147,10 @@ extension ServerMessage: Codable {
                 video: try c.decode(Bool.self, forKey: .video),
                 screen: try c.decode(Bool.self, forKey: .screen)
             ))
+        case "relay-changed":
+            self = .relayChanged(relay: try c.decodeIfPresent(String.self, forKey: .relay))
+        case "track-map":
+            self = .trackMap(from: try from(), tracks: try c.decode([TrackMapEntry].self, forKey: .tracks))
         case "error":
             self = .error(code: try c.decode(ErrorCode.self, forKey: .code), message: try c.decode(String.self, forKey: .message))
         default:
@@ -152,11 +167,13 @@ extension ServerMessage: Codable {
             try c.encode(name, forKey: .name)
             try c.encode(iceServers, forKey: .iceServers)
             try c.encodeIfPresent(resumeToken, forKey: .resumeToken)
-        case .roomJoined(let roomId, let me, let peers, let capacity):
+        case .roomJoined(let roomId, let me, let peers, let capacity, let relay):
             try c.encode(roomId, forKey: .roomId)
             try c.encode(me, forKey: .self)
             try c.encode(peers, forKey: .peers)
             try c.encode(capacity, forKey: .capacity)
+            // Always present: null says the room has no relay.
+            try c.encode(relay, forKey: .relay)
         case .userJoined(let from, let name, let roomUsers):
             try c.encode(from, forKey: .from)
             try c.encode(name, forKey: .name)
@@ -185,6 +202,11 @@ extension ServerMessage: Codable {
             try c.encode(state.audio, forKey: .audio)
             try c.encode(state.video, forKey: .video)
             try c.encode(state.screen, forKey: .screen)
+        case .relayChanged(let relay):
+            try c.encode(relay, forKey: .relay)
+        case .trackMap(let from, let tracks):
+            try c.encode(from, forKey: .from)
+            try c.encode(tracks, forKey: .tracks)
         case .error(let code, let message):
             try c.encode(code, forKey: .code)
             try c.encode(message, forKey: .message)

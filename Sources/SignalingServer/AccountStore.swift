@@ -6,14 +6,25 @@ import SQLiteNIO
 
 /// Who is behind a connection or request.
 public struct Identity: Sendable, Equatable {
+    /// What proved the identity.
+    public enum Credential: Sendable, Equatable {
+        /// The web app's login session (the `vcall_session` cookie).
+        case session
+        /// An API token (a user's, a command-line one, or an in-process one), as a Bearer header or `?token=`:
+        /// what programs use, and what the relay role needs.
+        case apiToken
+    }
+
     /// The account name for a session or a user's token; the token's name for a command-line token.
     public var name: String
     /// The account, when a user (not the command line) owns the credentials.
     public var username: String?
+    public var credential: Credential
 
-    public init(name: String, username: String?) {
+    public init(name: String, username: String?, credential: Credential) {
         self.name = name
         self.username = username
+        self.credential = credential
     }
 }
 
@@ -38,20 +49,40 @@ public final class AccountStore: Sendable {
     let db: SQLiteConnection
     let bcryptCost: UInt8
     let sessionLifetime: Duration
+    /// In-process tokens' names by the tokens' hashes: never written to the database.
+    let inProcessTokenNames: [String: String]
 
-    init(db: SQLiteConnection, bcryptCost: UInt8, sessionLifetime: Duration) {
+    init(db: SQLiteConnection, bcryptCost: UInt8, sessionLifetime: Duration, inProcessTokens: [String: String] = [:]) {
         self.db = db
         self.bcryptCost = bcryptCost
         self.sessionLifetime = sessionLifetime
+        self.inProcessTokenNames = Dictionary(inProcessTokens.map { (TokenHash.hex($0.key), $0.value) }, uniquingKeysWith: { first, _ in first })
+    }
+
+    /// Why `inProcessTokens` cannot be used, naming the entry and what to fix.
+    public struct InProcessTokenError: Error, CustomStringConvertible {
+        public let description: String
     }
 
     /// Opens (and creates or migrates) the database in `dataDirectory`.
+    ///
+    /// `inProcessTokens` (token → name) are API tokens that live only in this process's memory; see
+    /// ``VCallServerConfiguration/inProcessTokens``.
     public static func open(
         dataDirectory: String,
         bcryptCost: UInt8 = 12,
         sessionLifetime: Duration = .seconds(30 * 24 * 3600),
+        inProcessTokens: [String: String] = [:],
         logger: Logger
     ) async throws -> AccountStore {
+        for (token, name) in inProcessTokens {
+            guard token.utf8.count >= 16 else {
+                throw InProcessTokenError(description: "the in-process API token named \"\(name)\" is \(token.utf8.count) characters long: make it at least 16 random characters")
+            }
+            guard isValidTokenName(name) else {
+                throw InProcessTokenError(description: "an in-process API token's name \"\(name.prefix(80))\" is not 1–64 characters without control characters: it is the display name in rooms, so pick one such as \"gateway\"")
+            }
+        }
         try FileManager.default.createDirectory(atPath: dataDirectory, withIntermediateDirectories: true)
         let path = URL(fileURLWithPath: dataDirectory).appendingPathComponent("vcall.sqlite").path
         let db = try await SQLiteConnection.open(storage: .file(path: path), logger: logger)
@@ -82,7 +113,7 @@ public final class AccountStore: Sendable {
             try? await db.close()
             throw error
         }
-        return AccountStore(db: db, bcryptCost: bcryptCost, sessionLifetime: sessionLifetime)
+        return AccountStore(db: db, bcryptCost: bcryptCost, sessionLifetime: sessionLifetime, inProcessTokens: inProcessTokens)
     }
 
     /// Closes the database.
@@ -175,8 +206,7 @@ public final class AccountStore: Sendable {
     ///   - lifetime: nil for a token that does not expire.
     public func createToken(name: String, username: String?, lifetime: Duration? = nil) async throws -> String {
         let trimmed = name.trimmingCharacters(in: .whitespaces)
-        guard (1...64).contains(trimmed.count), !trimmed.unicodeScalars.contains(where: { $0.properties.generalCategory == .control })
-        else { throw AccountError.invalidTokenName }
+        guard Self.isValidTokenName(trimmed) else { throw AccountError.invalidTokenName }
         let token = "vct_" + RandomToken.hex(byteCount: 32)
         let expires: SQLiteData = lifetime.map { .integer(Self.now() + Int($0.components.seconds)) } ?? .null
         _ = try await db.query(
@@ -186,15 +216,26 @@ public final class AccountStore: Sendable {
         return token
     }
 
-    /// The identity behind an API token, or nil for an unknown or expired one.
+    /// 1–64 characters without control characters: a token's name is a display name in rooms.
+    static func isValidTokenName(_ name: String) -> Bool {
+        (1...64).contains(name.count) && !name.unicodeScalars.contains(where: { $0.properties.generalCategory == .control })
+    }
+
+    /// The identity behind an API token (an in-process one, or one in the database), or nil for an unknown
+    /// or expired one.
     func identity(forToken token: String) async throws -> Identity? {
+        let hash = TokenHash.hex(token)
+        // Looked up by hash, as in the database, so the lookup's time says nothing about the token.
+        if let name = inProcessTokenNames[hash] {
+            return Identity(name: name, username: nil, credential: .apiToken)
+        }
         let rows = try await db.query(
             "SELECT name, username, expires_at FROM api_tokens WHERE token_hash = ?",
-            [.text(TokenHash.hex(token))]
+            [.text(hash)]
         )
         guard let row = rows.first, let name = row.column("name")?.string else { return nil }
         if let expires = row.column("expires_at")?.integer, expires <= Self.now() { return nil }
         let username = row.column("username")?.string
-        return Identity(name: username ?? name, username: username)
+        return Identity(name: username ?? name, username: username, credential: .apiToken)
     }
 }

@@ -38,6 +38,7 @@ public func buildApplication(
         dataDirectory: configuration.dataDirectory,
         bcryptCost: configuration.bcryptCost,
         sessionLifetime: configuration.sessionLifetime,
+        inProcessTokens: configuration.inProcessTokens,
         logger: logger
     )
     let resumeTokens = try ResumeTokens.load(dataDirectory: configuration.dataDirectory, logger: logger)

@@ -41,7 +41,7 @@ enum Authentication {
         }
         if let session = sessionToken(of: request) {
             if let username = try? await accounts.session(session) {
-                return Result(identity: Identity(name: username, username: username), rejected: false)
+                return Result(identity: Identity(name: username, username: username, credential: .session), rejected: false)
             }
             rejected = true
         }

@@ -7,7 +7,28 @@ import SignalingProtocol
 public struct RoomSummary: Codable, Sendable, Equatable {
     public var roomId: String
     public var capacity: Int
+    /// The relay's peer id; nil (written as `null`, never left out) when the room has none.
+    public var relay: String?
     public var members: [PeerInfo]
+
+    public init(roomId: String, capacity: Int, relay: String?, members: [PeerInfo]) {
+        self.roomId = roomId
+        self.capacity = capacity
+        self.relay = relay
+        self.members = members
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case roomId, capacity, relay, members
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(roomId, forKey: .roomId)
+        try c.encode(capacity, forKey: .capacity)
+        try c.encode(relay, forKey: .relay)
+        try c.encode(members, forKey: .members)
+    }
 }
 
 /// Rooms, presence and routing.
@@ -63,8 +84,8 @@ final class SignalingHub: Sendable {
         withState { $0.handle(message, from: handle) }
     }
 
-    /// Relays an offer, answer or candidate whose frame (`type`, the sender's `from`, the payload as it came)
-    /// is already built: the routing rules are those of ``handle(_:from:)``.
+    /// Relays an offer, answer, candidate or track map whose frame (`type`, the sender's `from`, the payload as
+    /// it came) is already built: the routing rules are those of ``handle(_:from:)``.
     func relay(_ kind: RelayEnvelope.Kind, to: String?, frame: ByteBuffer, from handle: ClientHandle) {
         withState { state in
             guard state.isCurrent(handle) else { return }
@@ -127,6 +148,8 @@ private struct State {
         let id: String
         let capacity: Int
         var members: [String]
+        /// The member that joined with `role: relay`: every other member connects to it alone.
+        var relay: String?
     }
 
     let configuration: VCallServerConfiguration
@@ -181,7 +204,10 @@ private struct State {
             let previous = client.handle
             client.handle = handle
             clients[id] = client
-            if client.roomId != nil {
+            if let roomId = client.roomId, rooms[roomId]?.relay == id {
+                // A relay's socket ending, this way too, takes it out of its room at once: it comes back as a newcomer.
+                removeFromRoom(id)
+            } else if client.roomId != nil {
                 if configuration.resumeGrace > .zero {
                     // Held until it sends join-room for its room (or the grace ends).
                     if clients[id]?.hold == nil {
@@ -218,7 +244,9 @@ private struct State {
         let id = handle.id
         // A socket whose id a resume took over is gone without a trace.
         guard let client = clients[id], client.handle === handle else { return }
-        if !clean, client.roomId != nil, configuration.resumeGrace > .zero {
+        // The relay is never held: its members must fall back to a mesh at once, not after the grace.
+        let isRelay = client.roomId.flatMap { rooms[$0]?.relay } == id
+        if !clean, client.roomId != nil, configuration.resumeGrace > .zero, !isRelay {
             if client.hold == nil {
                 let hold = startHold(id)
                 clients[id]?.hold = hold
@@ -265,7 +293,7 @@ private struct State {
 
     func roomSummaries() -> [RoomSummary] {
         rooms.values.sorted { $0.id < $1.id }.map { room in
-            RoomSummary(roomId: room.id, capacity: room.capacity, members: room.members.compactMap(peerInfo))
+            RoomSummary(roomId: room.id, capacity: room.capacity, relay: room.relay, members: room.members.compactMap(peerInfo))
         }
     }
 
@@ -276,9 +304,12 @@ private struct State {
         guard isCurrent(handle), let client = clients[id] else { return }
         metrics.messagesReceived.increment()
         switch message {
-        case .joinRoom(let roomId, let name, let capacity):
+        case .joinRoom(let roomId, let name, let capacity, let role):
             guard authorized(client) else { return }
-            join(id, roomId: roomId, name: name.flatMap(SignalingLimits.normalizedName), capacity: capacity)
+            if role == .relay {
+                guard mayRelay(client, roomId: roomId) else { return }
+            }
+            join(id, roomId: roomId, name: name.flatMap(SignalingLimits.normalizedName), capacity: capacity, asRelay: role == .relay)
 
         case .leaveRoom:
             guard client.roomId != nil else {
@@ -293,6 +324,8 @@ private struct State {
             relay(from: id, to: to, type: "answer") { Self.frame(.answer(from: id, answer: answer)) }
         case .iceCandidate(let to, let candidate):
             relay(from: id, to: to, type: "ice-candidate") { Self.frame(.iceCandidate(from: id, candidate: candidate)) }
+        case .trackMap(let to, let tracks):
+            relay(from: id, to: to, type: "track-map") { Self.frame(.trackMap(from: id, tracks: tracks)) }
 
         case .call(let to, let roomId):
             guard authorized(client), let target = onlinePeer(to, from: id, type: "call") else { return }
@@ -348,26 +381,62 @@ private struct State {
 
     // MARK: rooms
 
-    private mutating func join(_ id: String, roomId: String, name: String?, capacity: Int?) {
+    /// Whether a client may join `roomId` as its relay; sends `unauthorized` or `relay-taken` when not.
+    private mutating func mayRelay(_ client: Client, roomId: String) -> Bool {
+        let id = client.handle.id
+        guard client.identity?.credential == .apiToken else {
+            fail(
+                id, .unauthorized,
+                "join-room: the relay role needs an API token, since the relay sees everyone's media: make one with `vcall-server token create NAME` (or POST /api/tokens when logged in) and connect with Authorization: Bearer TOKEN or /ws?token=TOKEN"
+            )
+            return false
+        }
+        if let relay = rooms[roomId]?.relay, relay != id {
+            let name = clients[relay]?.name ?? relay
+            fail(
+                id, .relayTaken,
+                "join-room: room \(roomId) already has a relay, \(name) (\(relay)): a room has one relay; join without role, or wait until it leaves"
+            )
+            return false
+        }
+        return true
+    }
+
+    private mutating func join(_ id: String, roomId: String, name: String?, capacity: Int?, asRelay: Bool) {
         guard var client = clients[id] else { return }
         let renamed = name != nil && name != client.name
         if let name, renamed {
             client.name = name
             clients[id] = client
         }
-        if client.roomId == roomId, let room = rooms[roomId] {
+        if client.roomId == roomId, var room = rooms[roomId] {
             // Joining the room one is in again just repeats room-joined. This is also how a resumed member
             // comes back: the others never saw it leave, so they are told nothing; what was held for it follows.
+            // The role is the one asked for now: a member may take the free relay role, and the relay may drop it.
+            let relayBefore = room.relay
+            if asRelay {
+                room.relay = id
+            } else if room.relay == id {
+                room.relay = nil
+            }
+            rooms[roomId] = room
             client.handle.send(.roomJoined(
                 roomId: roomId,
                 self: PeerInfo(id: id, name: client.name),
                 peers: room.members.filter { $0 != id }.compactMap(peerInfo),
-                capacity: room.capacity
+                capacity: room.capacity,
+                relay: room.relay
             ))
             if let hold = client.hold {
                 clients[id]?.hold = nil
                 for frame in hold.pending { client.handle.send(frame) }
                 logger.debug("rejoined after a resume", metadata: ["peer": "\(id)", "room": "\(roomId)", "held": "\(hold.pending.count)"])
+            }
+            if room.relay != relayBefore {
+                for member in room.members where member != id {
+                    deliver(.relayChanged(relay: room.relay), to: member, counted: false)
+                }
+                logger.debug("relay role changed", metadata: ["peer": "\(id)", "room": "\(roomId)", "relay": "\(room.relay ?? "none")"])
             }
             broadcastPresence()
             return
@@ -385,14 +454,19 @@ private struct State {
         )
         let peers = room.members.compactMap(peerInfo)
         room.members.append(id)
+        if asRelay { room.relay = id }
         rooms[roomId] = room
         clients[id]?.roomId = roomId
         updateRoomGauges()
-        client.handle.send(.roomJoined(roomId: roomId, self: PeerInfo(id: id, name: client.name), peers: peers, capacity: room.capacity))
+        client.handle.send(.roomJoined(
+            roomId: roomId, self: PeerInfo(id: id, name: client.name), peers: peers, capacity: room.capacity, relay: room.relay
+        ))
         for peer in peers {
             deliver(.userJoined(from: id, name: client.name, roomUsers: room.members), to: peer.id, counted: false)
+            // Right after user-joined, so a member knows the newcomer before it learns it is the relay.
+            if asRelay { deliver(.relayChanged(relay: id), to: peer.id, counted: false) }
         }
-        logger.debug("joined", metadata: ["peer": "\(id)", "room": "\(roomId)", "members": "\(room.members.count)"])
+        logger.debug("joined", metadata: ["peer": "\(id)", "room": "\(roomId)", "members": "\(room.members.count)", "relay": "\(asRelay)"])
         broadcastPresence()
     }
 
@@ -403,12 +477,16 @@ private struct State {
         clients[id]?.hold = nil
         guard var room = rooms[roomId] else { return }
         room.members.removeAll { $0 == id }
+        let wasRelay = room.relay == id
+        if wasRelay { room.relay = nil }
         if room.members.isEmpty {
             rooms[roomId] = nil
         } else {
             rooms[roomId] = room
             for member in room.members {
                 deliver(.userDisconnected(from: id), to: member, counted: false)
+                // After user-disconnected: the members go back to a mesh.
+                if wasRelay { deliver(.relayChanged(relay: nil), to: member, counted: false) }
             }
         }
         updateRoomGauges()
@@ -422,7 +500,8 @@ private struct State {
 
     // MARK: routing
 
-    /// Routes offer/answer/ice-candidate inside the sender's room; `frame` makes the message once the target is known.
+    /// Routes offer/answer/ice-candidate/track-map inside the sender's room; `frame` makes the message once the
+    /// target is known.
     mutating func relay(from id: String, to: String?, type: String, _ frame: () -> ByteBuffer) {
         guard let roomId = clients[id]?.roomId, let room = rooms[roomId] else {
             return fail(id, .notInRoom, "\(type): join a room first, then send \(type) to one of its members")

@@ -49,6 +49,20 @@ public struct VCallServerConfiguration: Sendable {
     /// 1000/1001) before telling the others `user-disconnected`; a client that resumes its id
     /// (`/ws?resume=TOKEN`) and rejoins within it is never seen leaving. Zero disables the grace.
     public var resumeGrace: Duration = .seconds(20)
+    /// API tokens that exist only in this process's memory, token → name: for a program that runs the
+    /// server in-process and connects to it itself (the gateway, which takes the relay role, makes a random
+    /// token at start-up and presents it as `Authorization: Bearer TOKEN`).
+    ///
+    /// They are accepted exactly like tokens from `vcall-server token create NAME`: the connection is named
+    /// NAME, belongs to no user, and may join as a room's relay. They are never written to the data folder and
+    /// end with the process. A token must be at least 16 characters (make it random, e.g. 32 random bytes as
+    /// hex); a name 1–64 characters without control characters. Otherwise `buildApplication` throws.
+    ///
+    /// ```swift
+    /// let token = "vct_" + (0..<32).map { _ in String(format: "%02x", UInt8.random(in: 0...255)) }.joined()
+    /// configuration.inProcessTokens = [token: "gateway"]
+    /// ```
+    public var inProcessTokens: [String: String] = [:]
 
     public init() {}
 

@@ -12,6 +12,7 @@ struct MessageRoundTripTests {
     static let clientMessages: [ClientMessage] = [
         .joinRoom(roomId: "room-1", name: nil, capacity: nil),
         .joinRoom(roomId: "Room_2", name: "Ada", capacity: 2),
+        .joinRoom(roomId: "standup", name: "relay", capacity: nil, role: .relay),
         .leaveRoom,
         .offer(to: nil, offer: description),
         .offer(to: "abc", offer: description),
@@ -25,6 +26,14 @@ struct MessageRoundTripTests {
         .hangup(to: nil),
         .hangup(to: "abc"),
         .mediaState(MediaState(audio: true, video: false, screen: true)),
+        .trackMap(to: "a1", tracks: trackMap),
+        .trackMap(to: "a1", tracks: []),
+    ]
+
+    static let trackMap = [
+        TrackMapEntry(mid: "0", participant: "a1", kind: .audio),
+        TrackMapEntry(mid: "1", participant: "a1", kind: .video),
+        TrackMapEntry(mid: "video-b2", participant: "b2", kind: .video),
     ]
 
     static let serverMessages: [ServerMessage] = [
@@ -34,6 +43,10 @@ struct MessageRoundTripTests {
             RTCIceServer(urls: ["turn:turn.example.org:3478"], username: "u", credential: "p"),
         ], resumeToken: "id1.0123abcd"),
         .roomJoined(roomId: "r", self: PeerInfo(id: "a", name: "Ada"), peers: [PeerInfo(id: "b", name: "Bob")], capacity: 8),
+        .roomJoined(roomId: "r", self: PeerInfo(id: "a", name: "Ada"), peers: [PeerInfo(id: "r0", name: "relay")], capacity: 8, relay: "r0"),
+        .relayChanged(relay: "r0"),
+        .relayChanged(relay: nil),
+        .trackMap(from: "r0", tracks: trackMap),
         .userJoined(from: "b", name: "Bob", roomUsers: ["a", "b"]),
         .userDisconnected(from: "b"),
         .fullRoom(roomId: "r"),
@@ -97,6 +110,37 @@ struct MessageRoundTripTests {
         #expect(new.jsonString().contains(#""resumeToken":"a1.ff""#))
     }
 
+    @Test("room-joined and relay-changed always carry relay, as null when there is none")
+    func relayIsAlwaysWritten() throws {
+        let joined = ServerMessage.roomJoined(roomId: "r", self: PeerInfo(id: "a", name: "Ada"), peers: [], capacity: 8).jsonString()
+        #expect(joined.contains(#""relay":null"#))
+        #expect(ServerMessage.relayChanged(relay: nil).jsonString() == #"{"relay":null,"type":"relay-changed"}"#)
+        #expect(ServerMessage.relayChanged(relay: "r0").jsonString() == #"{"relay":"r0","type":"relay-changed"}"#)
+        // From a server older than relay rooms: no relay.
+        let old = try ServerMessage.decode(#"{"type":"room-joined","roomId":"r","self":{"id":"a","name":"Ada"},"peers":[],"capacity":8}"#)
+        #expect(old == .roomJoined(roomId: "r", self: PeerInfo(id: "a", name: "Ada"), peers: [], capacity: 8, relay: nil))
+    }
+
+    @Test("join-room's role is relay, absent or null; the two-argument call sites still build without it")
+    func joinRole() throws {
+        #expect(try ClientMessage.parse(Array(#"{"type":"join-room","roomId":"r","role":"relay"}"#.utf8))
+            == .joinRoom(roomId: "r", name: nil, capacity: nil, role: .relay))
+        #expect(try ClientMessage.parse(Array(#"{"type":"join-room","roomId":"r","role":null}"#.utf8))
+            == .joinRoom(roomId: "r", name: nil, capacity: nil))
+        #expect(ClientMessage.joinRoom(roomId: "r", name: nil, capacity: nil).jsonString() == #"{"roomId":"r","type":"join-room"}"#)
+        #expect(ClientMessage.joinRoom(roomId: "r", name: nil, capacity: nil, role: .relay).jsonString()
+            == #"{"role":"relay","roomId":"r","type":"join-room"}"#)
+    }
+
+    @Test("track-map is a client message type, and a client's from is not kept")
+    func trackMapType() throws {
+        #expect(ClientMessage.types.contains("track-map"))
+        let text = #"{"type":"track-map","from":"forged","to":"a1","tracks":[{"mid":"0","participant":"a1","kind":"audio","extra":1}]}"#
+        let message = try ClientMessage.parse(Array(text.utf8))
+        #expect(message == .trackMap(to: "a1", tracks: [TrackMapEntry(mid: "0", participant: "a1", kind: .audio)]))
+        #expect(!message.jsonString().contains("forged"))
+    }
+
     @Test("ice servers accept urls as a string or an array")
     func iceServerURLsAsString() throws {
         let server = try JSONDecoder().decode(RTCIceServer.self, from: Data(#"{"urls":"stun:a"}"#.utf8))
@@ -141,10 +185,63 @@ struct ParsingErrorTests {
             #"{"type":"call","to":"a"}"#, #"{"type":"call","roomId":"r"}"#, #"{"type":"call-accept"}"#,
             #"{"type":"call-reject","to":null}"#, #"{"type":"media-state","audio":true,"video":1,"screen":false}"#,
             #"{"type":"media-state","audio":true}"#,
+            #"{"type":"join-room","roomId":"a","role":"boss"}"#, #"{"type":"join-room","roomId":"a","role":5}"#,
+            #"{"type":"join-room","roomId":"a","role":"Relay"}"#,
         ]
     )
     func invalidMessage(_ text: String) {
         #expect(code(text) == .invalidMessage)
+    }
+
+    static let longMid = String(repeating: "m", count: 33)
+    static let longPeer = String(repeating: "p", count: 65)
+    static func entries(_ count: Int) -> String {
+        (0..<count).map { #"{"mid":"\#($0)","participant":"a1","kind":"video"}"# }.joined(separator: ",")
+    }
+
+    @Test(
+        "track-map needs to, and at most 256 entries of mid (1–32), participant (1–64) and kind audio or video",
+        arguments: [
+            #"{"type":"track-map","tracks":[]}"#, #"{"type":"track-map","to":null,"tracks":[]}"#, #"{"type":"track-map","to":"","tracks":[]}"#,
+            #"{"type":"track-map","to":"a1"}"#, #"{"type":"track-map","to":"a1","tracks":{}}"#, #"{"type":"track-map","to":"a1","tracks":null}"#,
+            #"{"type":"track-map","to":"a1","tracks":[1]}"#,
+            #"{"type":"track-map","to":"a1","tracks":[{"mid":"0","participant":"a1","kind":"screen"}]}"#,
+            #"{"type":"track-map","to":"a1","tracks":[{"mid":"0","participant":"a1","kind":"AUDIO"}]}"#,
+            #"{"type":"track-map","to":"a1","tracks":[{"mid":"0","participant":"a1"}]}"#,
+            #"{"type":"track-map","to":"a1","tracks":[{"mid":0,"participant":"a1","kind":"audio"}]}"#,
+            #"{"type":"track-map","to":"a1","tracks":[{"mid":"","participant":"a1","kind":"audio"}]}"#,
+            #"{"type":"track-map","to":"a1","tracks":[{"mid":"\#(longMid)","participant":"a1","kind":"audio"}]}"#,
+            #"{"type":"track-map","to":"a1","tracks":[{"mid":"0","participant":"","kind":"audio"}]}"#,
+            #"{"type":"track-map","to":"a1","tracks":[{"mid":"0","participant":"\#(longPeer)","kind":"audio"}]}"#,
+            #"{"type":"track-map","to":"a1","tracks":[\#(entries(257))]}"#,
+        ]
+    )
+    func invalidTrackMap(_ text: String) {
+        #expect(code(text) == .invalidMessage)
+    }
+
+    @Test("the largest valid track map: 256 entries, a 32-character mid and a 64-character participant")
+    func largestTrackMap() throws {
+        #expect(code(#"{"type":"track-map","to":"a1","tracks":[\#(Self.entries(256))]}"#) == nil)
+        let longest = #"{"type":"track-map","to":"a1","tracks":[{"mid":"\#(String(repeating: "m", count: 32))","participant":"\#(String(repeating: "p", count: 64))","kind":"audio"}]}"#
+        #expect(code(longest) == nil)
+    }
+
+    @Test("track-map's errors say what is wrong: a missing to, a bad kind at its index")
+    func trackMapErrorMessages() {
+        do {
+            _ = try ClientMessage.parse(Array(#"{"type":"track-map","tracks":[]}"#.utf8))
+            Issue.record("expected an error")
+        } catch {
+            #expect(error.message.contains(#""to" is required"#))
+        }
+        do {
+            _ = try ClientMessage.parse(Array(#"{"type":"track-map","to":"a1","tracks":[{"mid":"0","participant":"a1","kind":"audio"},{"mid":"1","participant":"a1","kind":"screen"}]}"#.utf8))
+            Issue.record("expected an error")
+        } catch {
+            #expect(error.message.contains("tracks[1].kind"))
+            #expect(error.message.contains(#""audio" or "video""#))
+        }
     }
 
     @Test("deeply nested JSON is refused without crashing")
@@ -179,6 +276,7 @@ struct ParsingErrorTests {
     func errorCodeNames() {
         #expect(ErrorCode.allCases.map(\.rawValue) == [
             "bad-json", "unknown-type", "invalid-message", "not-in-room", "unknown-peer", "too-large", "rate-limited", "unauthorized",
+            "relay-taken",
         ])
     }
 }

@@ -19,7 +19,14 @@ struct RelayEnvelopeTests {
         #"{"type":"ice-candidate","to":"b2","candidate":null}"#,
         #"{"type":"ice-candidate","candidate":{"candidate":"","sdpMid":null,"sdpMLineIndex":null}}"#,
         #"{"from":"forged","type":"offer","to":"b2","extra":[1,-2.5e3,{"x":[true,false,null]}],"offer":{"type":"rollback","sdp":""}}"#,
+        #"{"type":"track-map","to":"a1","tracks":[{"mid":"0","participant":"a1","kind":"audio"},{"kind":"video","participant":"b2","mid":"3"}]}"#,
+        #"{ "tracks" : [ ] , "to" : "a1" , "type" : "track-map" }"#,
+        #"{"type":"track-map","to":"a1","tracks":[\#(entries(256))]}"#,
     ]
+
+    static func entries(_ count: Int) -> String {
+        (0..<count).map { #"{"mid":"\#($0)","participant":"a1","kind":"video"}"# }.joined(separator: ",")
+    }
 
     @Test("what browsers and the gateway send is recognized, meaning what the full parser reads", arguments: relayable)
     func recognized(_ text: String) throws {
@@ -33,6 +40,9 @@ struct RelayEnvelopeTests {
         case .iceCandidate(let to, let candidate):
             #expect(envelope.to == to)
             #expect(try JSONDecoder().decode(RTCIceCandidateInit?.self, from: Data(payload.utf8)) == candidate)
+        case .trackMap(let to, let tracks):
+            #expect(envelope.to == to)
+            #expect(try JSONDecoder().decode([TrackMapEntry].self, from: Data(payload.utf8)) == tracks)
         default:
             Issue.record("parsed as \(message.type)")
         }
@@ -70,6 +80,20 @@ struct RelayEnvelopeTests {
         // Escapes where routing is read, \u escapes and non-ASCII text anywhere.
         #"{"t\u0079pe":"offer","offer":{"type":"offer","sdp":""}}"#, #"{"type":"\u006ffer","offer":{"type":"offer","sdp":""}}"#,
         #"{"type":"offer","to":"b\u0032","offer":{"type":"offer","sdp":""}}"#, #"{"type":"offer","offer":{"type":"offer","sdp":"é"}}"#,
+        // A track map the full parser refuses, or re-encodes (an entry's extra field dropped).
+        #"{"type":"track-map","tracks":[]}"#, #"{"type":"track-map","to":null,"tracks":[]}"#, #"{"type":"track-map","to":"a1"}"#,
+        #"{"type":"track-map","to":"a1","tracks":{}}"#, #"{"type":"track-map","to":"a1","tracks":[null]}"#,
+        #"{"type":"track-map","to":"a1","tracks":[{"mid":"0","participant":"a1","kind":"screen"}]}"#,
+        #"{"type":"track-map","to":"a1","tracks":[{"mid":"0","participant":"a1"}]}"#,
+        #"{"type":"track-map","to":"a1","tracks":[{"mid":"","participant":"a1","kind":"audio"}]}"#,
+        #"{"type":"track-map","to":"a1","tracks":[{"mid":"\#(String(repeating: "m", count: 33))","participant":"a1","kind":"audio"}]}"#,
+        #"{"type":"track-map","to":"a1","tracks":[{"mid":"0","participant":"\#(longPeer)","kind":"audio"}]}"#,
+        #"{"type":"track-map","to":"a1","tracks":[{"mid":0,"participant":"a1","kind":"audio"}]}"#,
+        #"{"type":"track-map","to":"a1","tracks":[{"mid":"0","participant":"a1","kind":"audio","extra":1}]}"#,
+        #"{"type":"track-map","to":"a1","tracks":[{"mid":"0","mid":"1","participant":"a1","kind":"audio"}]}"#,
+        #"{"type":"track-map","to":"a1","tracks":[{"mid":"\u0030","participant":"a1","kind":"audio"}]}"#,
+        #"{"type":"track-map","to":"a1","tracks":[],"tracks":[]}"#,
+        #"{"type":"track-map","to":"a1","tracks":[\#(entries(257))]}"#,
         // Not relayed messages at all.
         #"{"type":"join-room","roomId":"standup"}"#, #"{"type":"media-state","audio":true,"video":true,"screen":false}"#,
         String(repeating: "[", count: 10_000),

@@ -144,7 +144,7 @@ extension ServerTests {
                 #expect(try await peers[0].received("user-joined", within: .milliseconds(200)).count == 2)
                 // A creator may ask for less than the server's capacity, never more.
                 let big = try await peers[3].join("big", capacity: 100)
-                guard case .roomJoined(_, _, _, let capacity) = big else { Issue.record("expected room-joined"); return }
+                guard case .roomJoined(_, _, _, let capacity, _) = big else { Issue.record("expected room-joined"); return }
                 #expect(capacity == 3)
                 for peer in peers { await peer.close() }
             }
@@ -157,7 +157,7 @@ extension ServerTests {
                 let b = try await server.connect()
                 let c = try await server.connect()
                 let joined = try await a.join("pair", capacity: 2)
-                guard case .roomJoined(_, _, _, let capacity) = joined else { Issue.record("expected room-joined"); return }
+                guard case .roomJoined(_, _, _, let capacity, _) = joined else { Issue.record("expected room-joined"); return }
                 #expect(capacity == 2)
                 _ = try await b.join("pair", capacity: 8)  // ignored: only the creator sets the capacity
                 try await c.send(.joinRoom(roomId: "pair", name: nil, capacity: nil))

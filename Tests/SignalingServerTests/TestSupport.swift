@@ -268,8 +268,8 @@ final class WSPeer: Sendable {
         }
     }
 
-    func join(_ roomId: String, name: String? = nil, capacity: Int? = nil) async throws -> ServerMessage {
-        try await send(.joinRoom(roomId: roomId, name: name, capacity: capacity))
+    func join(_ roomId: String, name: String? = nil, capacity: Int? = nil, role: JoinRole? = nil) async throws -> ServerMessage {
+        try await send(.joinRoom(roomId: roomId, name: name, capacity: capacity, role: role))
         return try await next("room-joined")
     }
 

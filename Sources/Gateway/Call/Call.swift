@@ -102,7 +102,7 @@ public actor Call {
     private func handle(_ message: ServerMessage) async {
         guard !stopped else { return }
         switch message {
-        case .roomJoined(_, let me, let peers, _):
+        case .roomJoined(_, let me, let peers, _, _):
             inRoom = true
             selfID = me.id
             eventSink.yield(.joined(selfID: me.id, participants: peers))
@@ -161,7 +161,7 @@ public actor Call {
         case .error(let code, let text):
             logger.warning("server error \(code.rawValue): \(text)")
             eventSink.yield(.problem("the server said \(code.rawValue): \(text)"))
-        case .mediaState, .onlineUsers, .incomingCall, .callAccepted, .callRejected, .hangup, .welcome:
+        case .mediaState, .onlineUsers, .incomingCall, .callAccepted, .callRejected, .hangup, .welcome, .relayChanged, .trackMap:
             break
         }
     }
