@@ -35,7 +35,13 @@ public actor WebRTCPeer {
     /// webrtcbin's internal rtpbin and the handler on it (see `connectJitterBufferSetup`).
     private let rtpbin: Element?
     private var rtpbinConnection: SignalConnection?
-    private var tracks: [SendTrack] = []
+    /// The tracks sent, in the order they were added (their m-lines' order).
+    private var tracks: [(id: TransceiverID, track: SendTrack)] = []
+    /// The transceivers of `addReceiveOnly`.
+    private var receiveOnly: [TransceiverID: GLibObject] = [:]
+    private var transceiverSerial = 0
+    /// The mids given with `addTrack` and `addReceiveOnly`.
+    private var chosenMids: [TransceiverID: String] = [:]
     private var remoteDescriptionApplied = false
     private var remoteSummary: SDPSummary?
     private var pendingCandidates: [RTCIceCandidateInit?] = []
@@ -107,24 +113,66 @@ public actor WebRTCPeer {
     /// Sends an encoded stream (VP8/VP9 video or Opus audio) taken from a `tee`: one branch per peer,
     /// so the stream is encoded once however many peers receive it.
     /// The branch is linked when the next offer or answer is made, with the payload type that one needs.
-    public func addTrack(_ codec: Codec, from tee: Element) throws {
+    /// `streamID` is the msid stream id the far side sees (a browser's `event.streams[0].id`); `sendOnly`
+    /// makes the m-line send-only (a relay's forwarded track) instead of send-and-receive; a send-only
+    /// track may be given its `mid` (see `addReceiveOnly`).
+    @discardableResult
+    public func addTrack(_ codec: Codec, from tee: Element, streamID: String? = nil, sendOnly: Bool = false,
+                         mid: String? = nil) throws -> TransceiverID {
         guard !isClosed else { throw WebRTCError.closed }
-        tracks.append(SendTrack(codec: codec, tee: tee))
+        guard mid == nil || sendOnly else { throw WebRTCError.negotiation("only a send-only track takes a mid of its own") }
+        let id = nextTransceiverID()
+        tracks.append((id, SendTrack(codec: codec, tee: tee, streamID: streamID, sendOnly: sendOnly, mid: mid)))
+        if let mid { chosenMids[id] = mid }
+        return id
+    }
+
+    /// Feeds a track added with `addTrack` from another tee, announced as `streamID`, or stops it
+    /// (`tee` nil: it goes silent). Its m-line stays, so a stopped track can carry another stream later.
+    /// The far side learns the new stream id in the next offer.
+    public func setSource(of id: TransceiverID, to tee: Element?, streamID: String?) async throws {
+        guard !isClosed else { throw WebRTCError.closed }
+        guard let index = tracks.firstIndex(where: { $0.id == id }) else {
+            throw WebRTCError.negotiation("no track \(id) on this peer")
+        }
+        var track = tracks[index].track
+        try await track.setSource(tee, streamID: streamID)
+        tracks[index].track = track
     }
 
     /// Adds a receive-only transceiver for `codec` (for a peer that only records, for example).
-    public func addReceiveOnly(_ codec: Codec) throws {
+    /// `mid` names its m-line in this peer's offers; without one webrtcbin picks it, and says which only
+    /// once the offer is answered (a relay must name every m-line in `track-map` before its offer).
+    @discardableResult
+    public func addReceiveOnly(_ codec: Codec, mid: String? = nil) throws -> TransceiverID {
         guard !isClosed else { throw WebRTCError.closed }
-        let caps = try Caps(codec.rtpCaps(payloadType: codec.defaultPayloadType))
+        let caps = try Caps(codec.rtpCaps(payloadType: codec.defaultPayloadType) + (mid.map { ",a-mid=(string)\($0)" } ?? ""))
         let transceiver = try webrtc.emit("add-transceiver", .string("recvonly"), .caps(caps))?.objectValue
         // Ask for retransmissions of lost video packets (NACK), as the send side's transceivers do.
         if codec.kind == .video { try transceiver?.set("do-nack", true) }
+        let id = nextTransceiverID()
+        receiveOnly[id] = transceiver
+        if let mid { chosenMids[id] = mid }
+        return id
+    }
+
+    /// The mid of a transceiver's m-line: the one chosen when it was added, else webrtcbin's once an
+    /// answer placed it (nil before).
+    public func mid(of id: TransceiverID) -> String? {
+        if let mid = chosenMids[id] { return mid }
+        let transceiver = receiveOnly[id] ?? tracks.first(where: { $0.id == id })?.track.transceiver
+        return try? transceiver?.get("mid").stringValue
+    }
+
+    private func nextTransceiverID() -> TransceiverID {
+        transceiverSerial += 1
+        return TransceiverID(serial: transceiverSerial)
     }
 
     /// Links every track not yet linked, choosing payload types from `offer` when answering.
     private func linkPendingTracks(matching offer: SDPSummary?) throws {
-        for index in tracks.indices where !tracks[index].isLinked {
-            let codec = tracks[index].codec
+        for index in tracks.indices where !tracks[index].track.isLinked {
+            let codec = tracks[index].track.codec
             var payloadType = codec.defaultPayloadType
             if let offer {
                 guard let offered = offer.firstPayloadType(kind: codec.kind.rawValue, encodingName: codec.encodingName) else {
@@ -133,9 +181,9 @@ public actor WebRTCPeer {
                 }
                 payloadType = offered.payloadType
             }
-            try tracks[index].link(into: pipeline, webrtc: webrtc, payloadType: payloadType,
-                                   namePrefix: "\(configuration.name)-\(index)", counters: shared.counters,
-                                   gate: shared.sendGate)
+            try tracks[index].track.link(into: pipeline, webrtc: webrtc, payloadType: payloadType,
+                                         namePrefix: "\(configuration.name)-\(tracks[index].id.serial)", counters: shared.counters,
+                                         gate: shared.sendGate)
             logger.debug("sending \(codec.encodingName) with payload type \(payloadType)")
         }
     }
@@ -291,8 +339,9 @@ public actor WebRTCPeer {
         // Stopping webrtcbin first flushes its sink pads, releasing any branch thread that webrtcbin
         // holds blocked (it blocks media until negotiation completes); only then can the branches stop.
         _ = try? webrtc.setState(.null)
-        for var track in tracks { await track.unlink(from: pipeline) }
+        for (_, var track) in tracks { await track.unlink(from: pipeline) }
         tracks.removeAll()
+        receiveOnly.removeAll()
         for track in shared.takeReceivedTracks() { track.close() }
         if ownsPipeline {
             _ = try? pipeline.setState(.null)

@@ -27,3 +27,9 @@ public enum WebRTCPeerEvent: Sendable {
     /// Media from the remote peer: `attach` a consumer to it (or `decode(in:)` it); unclaimed, it is dropped.
     case remoteTrack(ReceivedTrack)
 }
+
+/// A transceiver of a `WebRTCPeer` (one m-line): a track it sends, or a receive-only slot.
+public struct TransceiverID: Hashable, Sendable, CustomStringConvertible {
+    let serial: Int
+    public var description: String { "transceiver \(serial)" }
+}

@@ -51,6 +51,8 @@ struct Join: AsyncParsableCommand {
     @Option(name: .customLong("udp-ports"),
             help: "The UDP ports ICE may use, MIN-MAX (e.g. 40000-40099), for a firewall to open; each participant takes a port or two per network interface.")
     var udpPorts: String?
+    @Flag(help: "Be the room's relay: every browser sends once, to this gateway, which forwards everyone's media to everyone without decoding it. With --server, needs --token.")
+    var relay = false
     @Option(help: "trace, debug, info, notice, warning, error or critical.") var logLevel: Logger.Level = .info
 
     func validate() throws {
@@ -86,6 +88,9 @@ struct Join: AsyncParsableCommand {
         for (flag, path) in [("--tls-cert", tlsCert), ("--tls-key", tlsKey), ("--ca", ca)] {
             if let path, !FileManager.default.isReadableFile(atPath: path) { throw ValidationError("\(flag) \(path): no such readable file") }
         }
+        if relay, server != nil, token == nil {
+            throw ValidationError("--relay with --server needs --token TOKEN: the relay sees everyone's media, so the server lets only API token holders take the role (vcall-server token create NAME)")
+        }
         if let udpPorts, Self.portRange(udpPorts) == nil {
             throw ValidationError("--udp-ports \(udpPorts): use MIN-MAX with 1024 ≤ MIN ≤ MAX ≤ 65535, e.g. 40000-40099")
         }
@@ -118,10 +123,14 @@ struct Join: AsyncParsableCommand {
         // The server: given, or started here.
         var inProcessServer: InProcessServer?
         let serverURL: URL
+        var token = self.token
         if let server {
             serverURL = URL(string: server)!
         } else {
-            let started = try await startServer(logger: logger)
+            // The in-process server trusts its own gateway: a token that lives only in this process.
+            let ownToken = token ?? "vct_" + (0..<32).map { _ in String(format: "%02x", UInt8.random(in: 0...255)) }.joined()
+            token = ownToken
+            let started = try await startServer(ownToken: ownToken, logger: logger)
             serverURL = started.url
             inProcessServer = started
             let shownHost = ["0.0.0.0", "::"].contains(host) ? "THIS-MACHINE" : host.contains(":") ? "[\(host)]" : host
@@ -133,6 +142,7 @@ struct Join: AsyncParsableCommand {
         callConfiguration.iceServers = (stun.isEmpty ? [] : [RTCIceServer(urls: stun)]) + turn.compactMap(RTCIceServer.init(turnArgument:))
         callConfiguration.latencyMilliseconds = latency
         callConfiguration.udpPorts = udpPorts.flatMap(Self.portRange)
+        callConfiguration.relay = relay
         callConfiguration.serverTrust = inProcessServer != nil ? .inProcessServer : ca.map { .certificateAuthority(file: $0) } ?? .systemRoots
         var options = GatewayOptions(call: callConfiguration)
         options.video = video
@@ -154,7 +164,7 @@ struct Join: AsyncParsableCommand {
             await inProcessServer?.stop()
             throw ValidationError("\(error)")
         }
-        console.line("joining room \(room) at \(serverURL.absoluteString) as \(name): sending video \(video), audio \(audio)"
+        console.line("joining room \(room) at \(serverURL.absoluteString) as \(name)\(relay ? " (the room's relay)" : ""): sending video \(video), audio \(audio)"
                      + (record.map { ", recording to \($0)" } ?? ""))
 
         let quit = QuitSignal()
@@ -199,8 +209,9 @@ struct Join: AsyncParsableCommand {
         }
     }
 
-    private func startServer(logger: Logger) async throws -> InProcessServer {
+    private func startServer(ownToken: String, logger: Logger) async throws -> InProcessServer {
         var configuration = VCallServerConfiguration()
+        configuration.inProcessTokens = [ownToken: name]
         configuration.host = host
         configuration.port = port
         configuration.dataDirectory = dataDir

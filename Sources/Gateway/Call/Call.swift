@@ -6,20 +6,24 @@ import Synchronization
 import WebRTC
 import WebRTCTypes
 
-/// The gateway in one room: joins through vcall-server and holds one `WebRTCPeer` per other member
-/// (a mesh), each sending the same encoded tracks (encode once, send to many).
+/// The gateway in one room: joins through vcall-server and holds one `WebRTCPeer` per other member,
+/// each sending the same encoded tracks (encode once, send to many). In a mesh the roles follow the
+/// web app's; as the room's relay (`CallConfiguration.relay`) it forwards everyone's tracks to everyone
+/// and always offers (`Call+Relay.swift`).
 public actor Call {
     public nonisolated let events: AsyncStream<CallEvent>
     public nonisolated let configuration: CallConfiguration
 
-    private let eventSink: AsyncStream<CallEvent>.Continuation
-    private let pipeline: Pipeline
-    private let tracks: [OutgoingTrack]
+    let eventSink: AsyncStream<CallEvent>.Continuation
+    let pipeline: Pipeline
+    let tracks: [OutgoingTrack]
     private let client: SignalingClient
-    private let logger: Logger
+    let logger: Logger
     private var selfID: String?
     private var serverICEServers: [RTCIceServer] = []
-    private var participants: [String: Participant] = [:]
+    var participants: [String: Participant] = [:]
+    /// Relay rooms: the tracks forwarded, by publisher and kind.
+    var relayPublications: [RelayPublicationKey: RelayPublication] = [:]
     private var inRoom = false
     private var stopped = false
     /// Offers sent in this call (a track swap must not add any).
@@ -86,7 +90,10 @@ public actor Call {
             }
             selfID = id
             serverICEServers = iceServers
-            if !stopped { client.send(.joinRoom(roomId: configuration.room, name: configuration.name, capacity: nil)) }
+            if !stopped {
+                client.send(.joinRoom(roomId: configuration.room, name: configuration.name, capacity: nil,
+                                      role: configuration.relay ? .relay : nil))
+            }
         case .disconnected(let reason, let retryIn):
             inRoom = false
             if retryIn != nil {
@@ -105,6 +112,7 @@ public actor Call {
         case .roomJoined(_, let me, let peers, _, _):
             inRoom = true
             selfID = me.id
+            if configuration.relay { publishOwnTracks(as: me.id) }
             eventSink.yield(.joined(selfID: me.id, participants: peers))
             // After a reconnect, members the server does not list have left, unless media still flows
             // with them: then they are reconnecting too (say the server restarted) and keep their peer
@@ -131,6 +139,11 @@ public actor Call {
             }
             guard from != selfID, connects(to: name),
                   let participant = await addParticipant(id: from, name: name) else { return }
+            if configuration.relay {
+                // The relay always offers, at once.
+                await renegotiate(participant)
+                return
+            }
             let timeout = configuration.firstOfferTimeout
             participant.firstOfferTask = Task { [weak self] in
                 try? await Task.sleep(for: timeout)
@@ -158,6 +171,11 @@ public actor Call {
             }
         case .fullRoom(let roomId):
             eventSink.yield(.problem("room \(roomId) is full: ask its members to make room, or use another --room"))
+        case .error(let code, let text) where configuration.relay && !inRoom && (code == .relayTaken || code == .unauthorized):
+            // The relay role was refused: a relay that is not one has nothing to do in the room.
+            eventSink.yield(.signalingFailed(reason: "cannot be the relay of room \(configuration.room): \(text)"))
+            stopped = true
+            client.stop()
         case .error(let code, let text):
             logger.warning("server error \(code.rawValue): \(text)")
             eventSink.yield(.problem("the server said \(code.rawValue): \(text)"))
@@ -182,13 +200,17 @@ public actor Call {
         var peerLogger = logger
         peerLogger[metadataKey: "participant"] = "\(id)"
         let peer = try WebRTCPeer(configuration: webrtc, pipeline: pipeline, logger: peerLogger)
-        for track in tracks { try await peer.addTrack(track.codec, from: track.tee) }
-        // A kind the gateway does not send is still received, in a codec WebM holds: without this a
-        // gateway that only records would offer no m-line for it, and could accept H.264 in an answer.
-        let sentKinds = Set(tracks.map(\.codec.kind))
-        if !sentKinds.contains(.video) { try await peer.addReceiveOnly(.vp8) }
-        if !sentKinds.contains(.audio) { try await peer.addReceiveOnly(.opus) }
         let participant = Participant(id: id, name: name, selfID: selfID, peer: peer)
+        if configuration.relay {
+            try await addRelayTracks(to: participant)
+        } else {
+            for track in tracks { try await peer.addTrack(track.codec, from: track.tee) }
+            // A kind the gateway does not send is still received, in a codec WebM holds: without this a
+            // gateway that only records would offer no m-line for it, and could accept H.264 in an answer.
+            let sentKinds = Set(tracks.map(\.codec.kind))
+            if !sentKinds.contains(.video) { try await peer.addReceiveOnly(.vp8) }
+            if !sentKinds.contains(.audio) { try await peer.addReceiveOnly(.opus) }
+        }
         participants[id] = participant
         watch(participant)
         return participant
@@ -234,12 +256,15 @@ public actor Call {
                 await remove(participant)
                 return
             }
-            if state == .failed, !participant.polite {
+            if state == .failed, configuration.relay {
+                await renegotiate(participant, iceRestart: true)
+            } else if state == .failed, !participant.polite {
                 // The impolite side restarts ICE, so both sides do not offer at once.
                 await sendOffer(to: participant, iceRestart: true)
             }
         case .remoteTrack(let track):
             eventSink.yield(.remoteTrack(participant: id, name: participant.name, track: track))
+            if configuration.relay { await publish(track, of: participant) }
         case .negotiationNeeded, .iceConnectionState, .iceGatheringState:
             // Offers are made explicitly (newcomer, first-offer timeout, ICE restart); the gateway's tracks never change.
             break
@@ -248,6 +273,7 @@ public actor Call {
 
     private func remove(_ participant: Participant) async {
         participants[participant.id] = nil
+        if configuration.relay { await unpublishAll(of: participant.id) }
         logger.info("\(participant.name) (\(participant.id)) left")
         eventSink.yield(.participantLeft(id: participant.id, name: participant.name))
         // What the participant sent last is still in the jitterbuffer: let it out (to a recording that is
@@ -277,11 +303,15 @@ public actor Call {
         await sendOffer(to: participant)
     }
 
-    private func sendOffer(to participant: Participant, iceRestart: Bool = false) async {
+    func sendOffer(to participant: Participant, iceRestart: Bool = false) async {
         do {
             participant.awaitingAnswer = true
             let offer = try await participant.peer.createOffer(iceRestart: iceRestart)
             try await participant.peer.setLocalDescription(offer)
+            if configuration.relay {
+                // Before the offer: the member must know whose track each m-line carries when it applies it.
+                client.send(.trackMap(to: participant.id, tracks: await trackMap(for: participant)))
+            }
             offersSent += 1
             client.send(.offer(to: participant.id, offer: offer))
             eventSink.yield(.offerSent(to: participant.id))
@@ -296,6 +326,10 @@ public actor Call {
         logger.debug("offer from \(id)")
         guard var participant = participants[id] else {
             logger.warning("offer from \(id), who is not in the room: ignored")
+            return
+        }
+        guard !configuration.relay else {
+            logger.warning("offer from \(participant.name) ignored: members answer the relay's offers and never offer to it")
             return
         }
         participant.firstOfferTask?.cancel()
@@ -336,6 +370,7 @@ public actor Call {
             logger.error("cannot apply \(participant.name)'s answer: \(error)")
             eventSink.yield(.problem("negotiation with \(participant.name) failed: \(error)"))
         }
+        if participant.offerPending { await renegotiate(participant) }
     }
 
     /// A polite side's stand-in for rollback: a fresh peer with the same tracks.

@@ -24,6 +24,9 @@ public struct CallConfiguration: Sendable {
     /// with members they must not call, such as a benchmark's many senders that should reach only the
     /// recorder; both sides must leave each other out, as neither then offers.
     public var connectsTo: (@Sendable (_ name: String) -> Bool)?
+    /// Join as the room's relay (`--relay`): every member connects only to this gateway, which forwards
+    /// each member's tracks to all the others without decoding them. Needs an API token (`token`).
+    public var relay = false
 
     public init(room: String, serverURL: URL, name: String? = nil, token: String? = nil) {
         self.room = room

@@ -32,6 +32,20 @@ final class Participant {
     var bitrateIn: Double = 0
     var bitrateOut: Double = 0
     var joinedAt = ContinuousClock.now
+    /// Relay rooms (this gateway is the relay): the participant's own receive-only m-lines, by kind.
+    var ownSlots: [MediaKind: TransceiverID] = [:]
+    /// Relay rooms: the forwarding m-lines sent to this participant and whose track each carries now
+    /// (nil: stopped, free for the next publisher of its kind).
+    var forwardSlots: [(id: TransceiverID, kind: MediaKind, publisher: String?)] = []
+    /// Relay rooms: the forwarded tracks changed while an offer was out; offer again once it is answered.
+    var offerPending = false
+    private var midsGiven = 0
+
+    /// Relay rooms: the mid of the next m-line the relay adds to this participant's session ("0", "1", …).
+    func nextMid() -> String {
+        defer { midsGiven += 1 }
+        return String(midsGiven)
+    }
 
     init(id: String, name: String, selfID: String, peer: WebRTCPeer) {
         self.id = id

@@ -1,0 +1,126 @@
+"""vcall-gateway --relay: the room's hub. Members keep one peer connection, to the relay, and receive
+everyone else's media from it, forwarded without decoding; the relay records as in mesh rooms; only an
+API token holder may be the relay, and only one per room.
+
+The members here are aiortc clients written from docs/protocol.md's "Relay rooms" section alone
+(relay_member.py), so the document, not the web app, is what the relay is checked against.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from app_harness import free_port, server_binary
+from app_helpers import new_room_id
+from gateway_harness import Gateway, ffprobe, gateway_binary, recordings, video_packets
+from relay_member import RelayMember
+
+
+@pytest.fixture
+def gateways():
+    started: list[Gateway] = []
+
+    def start(label: str, room: str, *args: str, **kwargs) -> Gateway:
+        gateway = Gateway(label, room, *args, **kwargs)
+        started.append(gateway)
+        return gateway
+
+    yield start
+    for gateway in reversed(started):
+        gateway.stop()
+
+
+async def rising(members: list[RelayMember], timeout: float) -> dict[str, dict[str, tuple[int, int]]]:
+    """Waits until every member decodes video and audio from every other member, twice in a row with
+    more frames each time; returns each member's (video, audio) frame counts per sender."""
+    deadline = time.monotonic() + timeout
+    previous: dict | None = None
+    while time.monotonic() < deadline:
+        snapshot = {m.id: {o.id: (m.video_frames[o.id], m.audio_frames[o.id]) for o in members if o is not m}
+                    for m in members}
+        if previous and all(now[0] > previous[m][o][0] and now[1] > previous[m][o][1]
+                            for m, others in snapshot.items() for o, now in others.items()):
+            return snapshot
+        previous = snapshot
+        await asyncio.sleep(1.5)
+    raise AssertionError(f"not every member decodes every other one: {previous}")
+
+
+def test_aiortc_members_written_from_the_protocol_get_each_others_media_and_the_relay_records(gateways, tmp_path):
+    room = new_room_id()
+    record = tmp_path / "rec"
+    relay = gateways("relay", room, "--relay", "--record", str(record), "--video", "none", "--audio", "none",
+                     port=free_port())
+    relay.wait_for_log("joining room")
+
+    async def call() -> tuple[dict, float]:
+        members = [RelayMember(relay.websocket(), room, name) for name in ("ada", "bob", "cy")]
+        try:
+            for member in members:
+                await member.start()
+            counts = await rising(members, timeout=60)
+            started = time.monotonic()
+            await asyncio.sleep(5)
+            for member in members:
+                # One connection, to the relay; every offer came from it and was answered.
+                assert member.relay and member.relay not in {m.id for m in members}
+                assert member.offers_answered >= 1 and not member.errors, member.errors
+                own = [e for e in member.track_map.values() if e["participant"] == member.id]
+                assert sorted(e["kind"] for e in own) == ["audio", "video"], member.track_map
+            return counts, time.monotonic() - started
+        finally:
+            for member in members:
+                await member.stop()
+
+    counts, _ = asyncio.run(call())
+    print("frames decoded (video, audio) per member, per sender:", json.dumps(counts))
+
+    # The relay records each member as in a mesh room: VP8 and Opus, from a keyframe.
+    deadline = time.monotonic() + 30
+    while relay.log_text(full=True).count("finalized ") < 3 and time.monotonic() < deadline:
+        time.sleep(0.5)
+    files = recordings(record)
+    assert len(files) == 3, [f.name for f in files]
+    for path in files:
+        info = ffprobe(path)
+        assert sorted(s["codec_name"] for s in info["streams"]) == ["opus", "vp8"], path.name
+        packets = video_packets(path)
+        assert packets and packets[0][1], f"{path.name}: the first video frame is not a keyframe"
+        report = json.loads(path.with_suffix(".json").read_text())
+        assert report["finalizedCleanly"] is True, report
+        # The file lasts as long as its video: no gap at the start or the end.
+        duration = float(info["format"]["duration"])
+        assert abs(duration - (packets[-1][0] - packets[0][0])) <= 0.5, (path.name, duration, packets[0], packets[-1])
+
+
+def test_only_a_token_holder_is_the_relay_and_only_one_per_room(gateways):
+    room = new_room_id()
+    # The in-process server trusts its own gateway: the relay of its room.
+    first = gateways("first-relay", room, "--relay", "--video", "none", "--audio", "none", port=free_port())
+    first.wait_for_log("joining room")
+    time.sleep(1)
+
+    def relay_with(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([str(gateway_binary()), "--room", room, "--relay", "--server", first.websocket(),
+                               "--video", "none", "--audio", "none", *args],
+                              capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
+
+    # No token: refused before connecting.
+    missing = relay_with()
+    assert missing.returncode != 0 and "--relay with --server needs --token" in missing.stderr, missing.stderr
+    # A token the server does not know: a guest to it, refused the role, and the gateway exits.
+    guest = relay_with("--token", "vct_not-a-token-of-this-server")
+    assert guest.returncode == 1 and "cannot be the relay of room" in guest.stdout and "API token" in guest.stdout, \
+        guest.stdout + guest.stderr
+    # A real token, but the room has its relay.
+    token = subprocess.run([str(server_binary()), "token", "create", "second-relay", "--data-dir", str(first.work / "data")],
+                           capture_output=True, text=True, check=True).stdout.split()[-1]
+    taken = relay_with("--token", token)
+    assert taken.returncode == 1 and "cannot be the relay of room" in taken.stdout and "already has a relay" in taken.stdout, \
+        taken.stdout + taken.stderr
