@@ -13,22 +13,48 @@
 //   joinedAt                   performance.now() of the last `room-joined` (call-setup timing), or null
 //   errors                     a copy of the errors seen: server `error`s as "code: message", Peer
 //                              errors as "peerId: message"
-//   peerIds()                  the ids of the members we have a Peer (RTCPeerConnection) for
+//   peerIds()                  the ids of the members with a tile: in a mesh those we have a Peer
+//                              (RTCPeerConnection) for; in a relay room the participants (not the
+//                              relay, unless the track map gives it media of its own)
 //   peers()                    {id: {name, serial (1, 2, … per Peer this page made: a kept Peer keeps
-//                              it), awaitingReturn, state (peer.js's UI state), connectionState,
-//                              iceConnectionState, signalingState, polite, initiator,
+//                              it; a move to or from a relay makes new ones), awaitingReturn, state
+//                              (peer.js's UI state), connectionState, iceConnectionState,
+//                              signalingState, polite, initiator, relayed,
 //                              media: {audio, video, screen} (as that member last announced),
 //                              ...peer.js's counters (offersSent, answersReceived, iceRestarts, …)}}
+//                              In a relay room (relayed: true) the states and counters are the one
+//                              relay connection's (relay.js), the same for every participant;
+//                              polite is null, initiator false.
 //   totals()                   {offersSent, offersReceived, answersSent, answersReceived, iceRestarts}
-//                              summed over every Peer
-//   inboundVideo(id)           async: peer.js's inbound video stats {framesDecoded, frameWidth,
-//                              frameHeight, bytesReceived, packetsReceived}; null if none or no such Peer
-//   outboundVideo(id)          async: {framesEncoded, frameWidth, frameHeight}; null likewise
+//                              summed over every Peer, plus the relay connection's (counted once)
+//   inboundVideo(id)           async: inbound video stats from member `id` {framesDecoded,
+//                              framesReceived, frameWidth, frameHeight, bytesReceived,
+//                              packetsReceived}; null if none or no such member. In a relay room,
+//                              those of the receiver the track map gives to `id` (a reused mid's
+//                              counts include its earlier participants')
+//   inboundAudio(id)           async: {packetsReceived, bytesReceived, totalSamplesReceived,
+//                              audioLevel, playing (the tile's <audio> plays a live track)}; null
+//                              likewise
+//   outboundVideo(id)          async: {framesEncoded, frameWidth, frameHeight} of what we send to
+//                              `id` (in a relay room: to the relay); null likewise
 //   mediaDiagnostics(id)       async: where a remote video stops: {polite, counters, transceivers,
-//                              videoElement (the tile's <video>), inbound (every inbound-rtp)}; null
-//                              if no such Peer
+//                              videoElement (the tile's <video>), inbound (every inbound-rtp), relay
+//                              (relayConnection(), or null)}; null if no such member
 //   localMedia()               {audio, video, screen (what we announce), sendingTrack (label of the
-//                              video track we send), senders (each Peer's video sender's track label)}
+//                              video track we send), senders (each Peer's video sender's track label;
+//                              in a relay room the one sender on the relay connection)}
+//   relay                      the room's relay's id, or null (a mesh)
+//   relayConnection()          null without a relay; else {relay, connectionState,
+//                              iceConnectionState, signalingState, offersReceived, answersSent,
+//                              offersFailed, trackMaps, sessions (RTCPeerConnections made for the
+//                              relay: 2 after it started a new session), candidatesSent, candidatesReceived,
+//                              candidatesQueued, negotiationNeededIgnored, senders (how many senders
+//                              have a track), sending: {audio, video} (track labels or null),
+//                              trackMap: {mid: {participant, kind}} (the map of the offer applied
+//                              last), transceivers: [{mid, kind, direction, currentDirection,
+//                              participant, own}]}
+//   connections()              every RTCPeerConnection the page holds open: [{remote (the member's or
+//                              the relay's id), relay (boolean), connectionState, signalingState}]
 //   dropSignaling()            drops the WebSocket as a network failure would; it reconnects
 //   restartIce(id, options)    peer.js's restartIce(options) on that Peer
 //   endScreenShareAsBrowser()  ends the screen track as the browser's "Stop sharing" button does;
@@ -44,6 +70,7 @@
  *          currentVideoTrack: () => MediaStreamTrack|null}} room
  */
 export function installRoomInspection({ roomId, state, mediaState, currentVideoTrack }) {
+  const meshPeers = () => [...state.peers.values()].map(({ peer }) => peer).filter((peer) => !peer.relayed);
   window.vcall = {
     page: 'room',
     roomId,
@@ -53,6 +80,7 @@ export function installRoomInspection({ roomId, state, mediaState, currentVideoT
     get joins() { return state.joins; },
     get joinedAt() { return state.joinedAt; },
     get errors() { return state.errors.slice(); },
+    get relay() { return state.relay; },
     peerIds: () => [...state.peers.keys()],
     peers: () => {
       const out = {};
@@ -68,6 +96,7 @@ export function installRoomInspection({ roomId, state, mediaState, currentVideoT
           signalingState: peer.pc.signalingState,
           polite: peer.polite,
           initiator: peer.initiator,
+          relayed: Boolean(peer.relayed),
           media: { ...entry.media },
           ...peer.counters,
         };
@@ -76,10 +105,21 @@ export function installRoomInspection({ roomId, state, mediaState, currentVideoT
     },
     totals: () => {
       const sum = { offersSent: 0, offersReceived: 0, answersSent: 0, answersReceived: 0, iceRestarts: 0 };
-      for (const { peer } of state.peers.values()) for (const k of Object.keys(sum)) sum[k] += peer.counters[k];
+      const counters = meshPeers().map((peer) => peer.counters);
+      if (state.relayConnection) counters.push(state.relayConnection.counters);
+      for (const c of counters) for (const k of Object.keys(sum)) sum[k] += c[k] || 0;
       return sum;
     },
     inboundVideo: async (id) => state.peers.get(id)?.peer.inboundVideoStats() ?? null,
+    inboundAudio: async (id) => {
+      const entry = state.peers.get(id);
+      if (!entry) return null;
+      const stats = await entry.peer.inboundAudioStats();
+      if (!stats) return null;
+      const audio = entry.tile.querySelector('audio');
+      const tracks = audio.srcObject ? audio.srcObject.getAudioTracks() : [];
+      return { ...stats, playing: !audio.paused && tracks.some((t) => t.readyState === 'live') };
+    },
     outboundVideo: async (id) => state.peers.get(id)?.peer.outboundVideoStats() ?? null,
     // The ICE candidate types ('host', 'srflx', 'prflx', 'relay') of the pair carrying media with `id`.
     selectedCandidates: async (id) => {
@@ -115,6 +155,7 @@ export function installRoomInspection({ roomId, state, mediaState, currentVideoT
           tracks: video.srcObject ? video.srcObject.getTracks().map(describe) : null,
         },
         inbound,
+        relay: state.relayConnection?.describe() ?? null,
       };
     },
     localMedia: () => {
@@ -124,8 +165,18 @@ export function installRoomInspection({ roomId, state, mediaState, currentVideoT
         video,
         screen,
         sendingTrack: currentVideoTrack()?.label ?? null,
-        senders: [...state.peers.values()].map(({ peer }) => peer.videoSender?.track?.label ?? null),
+        senders: state.relayConnection
+          ? [state.relayConnection.videoSender?.track?.label ?? null]
+          : meshPeers().map((peer) => peer.videoSender?.track?.label ?? null),
       };
+    },
+    relayConnection: () => state.relayConnection?.describe() ?? null,
+    connections: () => {
+      const out = meshPeers().map((peer) => ({ remote: peer.id, relay: false, pc: peer.pc }));
+      if (state.relayConnection) out.push({ remote: state.relayConnection.relayId, relay: true, pc: state.relayConnection.pc });
+      return out
+        .filter(({ pc }) => pc.connectionState !== 'closed')
+        .map(({ remote, relay, pc }) => ({ remote, relay, connectionState: pc.connectionState, signalingState: pc.signalingState }));
     },
     dropSignaling: () => state.signaling?.simulateDrop(),
     restartIce: (id, options) => state.peers.get(id)?.peer.restartIce(options),

@@ -11,7 +11,9 @@
 //    those transceivers and the answer is sendrecv), but hold back their own offers until the first
 //    remote offer has been answered; if none comes within FIRST_OFFER_TIMEOUT_MS they offer
 //    themselves. After the first exchange either side may offer at any time (ICE restarts, …) and
-//    perfect negotiation resolves collisions.
+//    perfect negotiation resolves collisions. When a relay leaves a room (room.js falls back to a
+//    mesh) the member whose id sorts lower is the initiator and the other waits only
+//    RELAY_FALLBACK_OFFER_TIMEOUT_MS (docs/protocol.md, "Relay rooms").
 //  - ICE candidates that arrive before a remote description are queued and added once it is set.
 //  - on connectionState `failed` the peer calls restartIce(), which triggers a new offer with
 //    fresh ICE credentials. Both sides usually see the failure at once, so the POLITE side waits
@@ -21,6 +23,7 @@
 //    that never reach the page, which nothing short of a new connection repairs.
 
 const FIRST_OFFER_TIMEOUT_MS = 5000;
+export const RELAY_FALLBACK_OFFER_TIMEOUT_MS = 3000;
 const POLITE_RESTART_DELAY_MS = 1500;
 
 /** The ICE username fragment of a session description (the first one: the call is bundled). */
@@ -37,6 +40,7 @@ export class Peer {
    * @param {string} o.selfId our own id
    * @param {RTCIceServer[]} o.iceServers
    * @param {boolean} o.initiator true when we are the newcomer and must send the first offer
+   * @param {number} [o.firstOfferTimeoutMs] how long a non-initiator waits for the first offer
    * @param {(msg: object) => boolean} o.send sends one signaling message
    * @param {MediaStream} o.stream local stream (for addTrack's stream association)
    * @param {{audio: MediaStreamTrack|null, video: MediaStreamTrack|null}} o.tracks current local tracks
@@ -111,7 +115,7 @@ export class Peer {
         console.warn(`vcall: no offer from ${this.id} yet; offering ourselves`);
         this.negotiatedOnce = true;
         this.makeOffer();
-      }, FIRST_OFFER_TIMEOUT_MS);
+      }, o.firstOfferTimeoutMs ?? FIRST_OFFER_TIMEOUT_MS);
     }
   }
 
@@ -285,10 +289,27 @@ export class Peer {
       if (s.type === 'inbound-rtp' && s.kind === 'video') {
         result = {
           framesDecoded: s.framesDecoded || 0,
+          framesReceived: s.framesReceived || 0,
           frameWidth: s.frameWidth || 0,
           frameHeight: s.frameHeight || 0,
           bytesReceived: s.bytesReceived || 0,
           packetsReceived: s.packetsReceived || 0,
+        };
+      }
+    });
+    return result;
+  }
+
+  async inboundAudioStats() {
+    const stats = await this.pc.getStats();
+    let result = null;
+    stats.forEach((s) => {
+      if (s.type === 'inbound-rtp' && s.kind === 'audio') {
+        result = {
+          packetsReceived: s.packetsReceived || 0,
+          bytesReceived: s.bytesReceived || 0,
+          totalSamplesReceived: s.totalSamplesReceived || 0,
+          audioLevel: s.audioLevel || 0,
         };
       }
     });

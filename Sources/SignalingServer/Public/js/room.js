@@ -14,10 +14,19 @@
 // waits up to RETURN_TIMEOUT_MS for it to come back (user-joined) and is removed if it does not, or if
 // its connection fails. If the server hands us a NEW id (the token was refused), every Peer is rebuilt.
 // Who offers first is decided in peer.js (the newcomer).
+//
+// Relay rooms (docs/protocol.md, "Relay rooms"): when `room-joined` or `relay-changed` names a relay,
+// the page closes its Peers and keeps one RelayConnection (relay.js), which answers the relay's
+// offers; each tile is then fed by a RelayedPeer, the participant's view of that connection, in place
+// of a Peer. Tiles, names and media-state still come from the membership messages; the relay gets a
+// tile only when the track map gives media to its id. When the relay leaves (`relay-changed` null,
+// or a rejoin that lists none), every tile gets a Peer again: the lower id offers at once, the other
+// after RELAY_FALLBACK_OFFER_TIMEOUT_MS.
 // Tests and benchmarks look in through `window.vcall`, installed by inspect.js.
 
 import { Signaling } from './signaling.js';
-import { Peer } from './peer.js';
+import { Peer, RELAY_FALLBACK_OFFER_TIMEOUT_MS } from './peer.js';
+import { RelayConnection, RelayedPeer } from './relay.js';
 import { ROOM_ID_PATTERN, cleanName, currentUser, el, notify, saveName, savedName } from './common.js';
 import { installRoomInspection } from './inspect.js';
 
@@ -39,7 +48,10 @@ const state = {
   selfId: null,
   iceServers: [],
   signaling: null,
-  peers: new Map(), // id → {peer, name, tile, media}
+  peers: new Map(), // id → {peer (a Peer, or a RelayedPeer in a relay room), name, tile, media}
+  members: new Map(), // id → name: the other members of the room, the relay included
+  relay: null, // the room's relay's id, or null (a mesh)
+  relayConnection: null, // our one RelayConnection while the room has a relay
   stream: new MediaStream(), // what we send: mic + camera (or a placeholder)
   mic: null,
   camera: null,
@@ -260,12 +272,18 @@ async function stopScreenShare() {
   sendMediaState();
 }
 
-/** Send `track` to every peer in place of the current video: replaceTrack, no renegotiation. */
+/** Send `track` to every peer (or the relay) in place of the current video: replaceTrack, no renegotiation. */
 async function swapOutgoingVideo(track) {
   const swaps = [...state.peers.values()].map(({ peer }) => peer.replaceVideoTrack(track).catch((err) => {
     console.error('vcall: replaceTrack failed', err);
     notify(`Could not switch the video sent to ${peer.name}. Stop and start sharing again.`, 'error');
   }));
+  if (state.relayConnection) {
+    swaps.push(state.relayConnection.replaceVideoTrack(track).catch((err) => {
+      console.error('vcall: replaceTrack failed', err);
+      notify('Could not switch the video you send. Stop and start sharing again.', 'error');
+    }));
+  }
   await Promise.all(swaps);
 }
 
@@ -303,7 +321,8 @@ function updateStageLayout() {
   const count = state.peers.size + 1;
   $('stage').dataset.count = String(count);
   if (state.phase === 'joined') {
-    setServerStatus(state.capacity ? `${count} of ${state.capacity} here` : `${count} here`, 'ok');
+    const here = state.capacity ? `${count} of ${state.capacity} here` : `${count} here`;
+    setServerStatus(state.relay ? `${here} · via relay` : here, 'ok');
   }
 }
 
@@ -312,35 +331,59 @@ function setTileState(entry, uiState) {
   entry.tile.querySelector('.tile-state').textContent = STATE_LABELS[uiState] || uiState;
 }
 
-function createPeer(id, name, initiator) {
+/** A tile for member `id`, fed by a Peer of its own, or in a relay room by the relay connection. */
+function createPeer(id, name, initiator, options) {
   removePeer(id);
-  const peer = new Peer({
+  const entry = { peer: null, name, serial: 0, tile: makeTile(id, name), media: { audio: true, video: true, screen: false }, returnTimer: null };
+  state.peers.set(id, entry);
+  updateStageLayout();
+  const peer = state.relayConnection ? new RelayedPeer(state.relayConnection, id, name) : meshPeer(id, name, initiator, options);
+  attachPeer(id, entry, peer);
+  return entry;
+}
+
+/** A Peer (our own RTCPeerConnection) to member `id`. */
+function meshPeer(id, name, initiator, { firstOfferTimeoutMs } = {}) {
+  return new Peer({
     id,
     name,
     selfId: state.selfId,
     iceServers: state.iceServers,
     initiator,
+    firstOfferTimeoutMs,
     send: (msg) => state.signaling.send(msg),
     stream: state.stream,
     tracks: { audio: state.mic, video: currentVideoTrack() },
   });
+}
+
+/** Feed `entry`'s tile from `peer` (a Peer or a RelayedPeer), closing the one it had (a move to or from a relay). */
+function attachPeer(id, entry, peer) {
+  const previous = entry.peer;
+  entry.peer = peer;
   peerSerial += 1;
-  const entry = { peer, name, serial: peerSerial, tile: makeTile(id, name), media: { audio: true, video: true, screen: false }, returnTimer: null };
-  state.peers.set(id, entry);
-  updateStageLayout();
-  peer.on('track', ({ track, stream }) => {
-    const video = entry.tile.querySelector('video');
-    const audio = entry.tile.querySelector('audio');
-    if (track.kind === 'video') {
-      video.srcObject = new MediaStream(stream.getVideoTracks());
-      video.play().catch(() => {});
+  entry.serial = peerSerial;
+  if (previous) {
+    previous.close();
+    // Its tracks end with it; the new connection's arrive as 'track' events.
+    for (const media of entry.tile.querySelectorAll('video, audio')) media.srcObject = null;
+  }
+  peer.on('track', ({ track, kind = track.kind, stream }) => {
+    if (entry.peer !== peer) return;
+    if (kind === 'video') {
+      const video = entry.tile.querySelector('video');
+      const tracks = stream.getVideoTracks();
+      video.srcObject = tracks.length ? new MediaStream(tracks) : null;
+      if (tracks.length) video.play().catch(() => {});
     } else {
-      audio.srcObject = new MediaStream(stream.getAudioTracks());
-      audio.play().catch(() => askForSound());
+      const audio = entry.tile.querySelector('audio');
+      const tracks = stream.getAudioTracks();
+      audio.srcObject = tracks.length ? new MediaStream(tracks) : null;
+      if (tracks.length) audio.play().catch(() => askForSound());
     }
   });
   peer.on('state', (uiState) => {
-    if (state.peers.get(id) !== entry) return;
+    if (state.peers.get(id) !== entry || entry.peer !== peer) return;
     setTileState(entry, uiState);
     // A member we were waiting for after a reconnect whose connection died is gone for good.
     if (entry.returnTimer && (uiState === 'failed' || uiState === 'closed')) removePeer(id);
@@ -348,7 +391,9 @@ function createPeer(id, name, initiator) {
   peer.on('error', (err) => {
     state.errors.push(`${id}: ${err && err.message ? err.message : err}`);
   });
-  return entry;
+  setTileState(entry, peer.state);
+  // A participant the relay already forwards (a move to the relay, a member announced late).
+  if (peer.relayed) peer.setTracks(state.relayConnection.media.get(id));
 }
 
 function removePeer(id) {
@@ -364,6 +409,67 @@ function removePeer(id) {
 
 function removeAllPeers() {
   for (const id of [...state.peers.keys()]) removePeer(id);
+}
+
+// ---- relay rooms -------------------------------------------------------------------------------
+
+/** The room has the relay `relayId`: one connection, to it, feeds every tile; we only answer its offers. */
+function useRelay(relayId) {
+  const previous = state.relayConnection;
+  if (previous && state.relay === relayId && !previous.closed && previous.pc.connectionState !== 'closed') return;
+  const previousRelayId = state.relay;
+  state.relay = relayId;
+  const connection = new RelayConnection({
+    relayId,
+    selfId: state.selfId,
+    iceServers: state.iceServers,
+    send: (msg) => state.signaling.send(msg),
+    localTracks: () => ({ audio: state.mic, video: currentVideoTrack() }),
+  });
+  state.relayConnection = connection;
+  connection.on('media', (media) => {
+    if (state.relayConnection === connection) showRelayedMedia(media);
+  });
+  connection.on('error', (err) => state.errors.push(`${relayId}: ${err && err.message ? err.message : err}`));
+  // user-joined came before relay-changed told us what this member is: it gets no tile of its own.
+  removePeer(relayId);
+  if (previousRelayId !== relayId) removePeer(previousRelayId); // the tile of a former relay's own media
+  for (const [id, entry] of state.peers) attachPeer(id, entry, new RelayedPeer(connection, id, entry.name));
+  previous?.close(); // after its RelayedPeers let go of it, so no tile shows it closing
+  updateStageLayout();
+}
+
+/** The relay is gone: connect to every other member as in a mesh (the lower id offers, the other waits). */
+function useMesh() {
+  if (!state.relay && !state.relayConnection) return;
+  const relayId = state.relay;
+  const previous = state.relayConnection;
+  state.relayConnection = null;
+  state.relay = null;
+  removePeer(relayId);
+  for (const [id, entry] of state.peers) {
+    const initiator = String(state.selfId) < String(id);
+    attachPeer(id, entry, meshPeer(id, entry.name, initiator, { firstOfferTimeoutMs: RELAY_FALLBACK_OFFER_TIMEOUT_MS }));
+  }
+  previous?.close(); // after its RelayedPeers let go of it, so no tile shows it closing
+  updateStageLayout();
+}
+
+function closeRelayConnection() {
+  state.relayConnection?.close();
+  state.relayConnection = null;
+}
+
+/** After each offer from the relay: every tile shows the tracks the track map now gives its member. */
+function showRelayedMedia(media) {
+  const relayId = state.relay;
+  // The relay's own media (say, a recording's playback) gets a tile while the map gives it any.
+  if (media.has(relayId) && !state.peers.has(relayId)) createPeer(relayId, state.members.get(relayId) || 'relay', false);
+  for (const [id, entry] of [...state.peers]) {
+    if (!entry.peer.relayed) continue;
+    if (id === relayId && !media.has(id)) removePeer(id);
+    else entry.peer.setTracks(media.get(id));
+  }
 }
 
 /** Whether a Peer's RTCPeerConnection can still carry media (it is not closed or failed). */
@@ -449,7 +555,8 @@ function connect() {
   sig.on('room-joined', onRoomJoined);
   sig.on('user-joined', onUserJoined);
   sig.on('user-disconnected', onUserDisconnected);
-  for (const type of ['offer', 'answer', 'ice-candidate']) sig.on(type, (msg) => onRelayedSignal(type, msg));
+  for (const type of ['offer', 'answer', 'ice-candidate', 'track-map']) sig.on(type, (msg) => onRelayedSignal(type, msg));
+  sig.on('relay-changed', onRelayChanged);
   sig.on('media-state', onMediaState);
   sig.on('full-room', onRoomFull);
   sig.on('hangup', onHangup);
@@ -474,7 +581,11 @@ function onServerLost({ willRetry }) {
 
 function onWelcome(msg) {
   // A new id (the server did not take our resume token): the others will see a newcomer, so start again.
-  if (state.selfId && msg.id !== state.selfId) removeAllPeers();
+  if (state.selfId && msg.id !== state.selfId) {
+    removeAllPeers();
+    closeRelayConnection(); // it was negotiated for our old id
+    state.relay = null;
+  }
   state.selfId = msg.id;
   state.iceServers = Array.isArray(msg.iceServers) ? msg.iceServers : [];
   if (state.phase === 'joining' || state.phase === 'media') join();
@@ -491,9 +602,15 @@ function onRoomJoined(msg) {
   if (Number.isInteger(msg.capacity)) state.capacity = msg.capacity;
   updateStageLayout();
   const members = Array.isArray(msg.peers) ? msg.peers : [];
+  state.members = new Map(members.filter((p) => p && p.id && p.id !== state.selfId).map((p) => [p.id, p.name || 'guest']));
+  // Before the Peers: a relay room feeds tiles from the relay; a room whose relay left while we were
+  // away (a rejoin) falls back to a mesh. A relay connection still alive is kept, as Peers are.
+  const relay = typeof msg.relay === 'string' && msg.relay ? msg.relay : null;
+  if (relay) useRelay(relay);
+  else useMesh();
   reconcilePeers(members);
   sendMediaState();
-  announceJoin(rejoin, members.length);
+  announceJoin(rejoin, members.filter((p) => p && p.id !== state.relay).length);
 }
 
 /** Match our Peers to the members `room-joined` lists: keep live ones, offer to new ones. */
@@ -502,6 +619,7 @@ function reconcilePeers(members) {
   for (const p of members) {
     if (!p || !p.id || p.id === state.selfId) continue;
     listed.add(p.id);
+    if (p.id === state.relay) continue; // no Peer and no tile: showRelayedMedia decides
     if (!keepPeer(p.id, p.name)) createPeer(p.id, p.name || 'guest', true);
   }
   // Peers the room did not list: after a server restart they come back (user-joined) as they reconnect;
@@ -524,6 +642,8 @@ function announceJoin(rejoin, memberCount) {
 
 function onUserJoined(msg) {
   if (state.phase !== 'joined' || !msg.from || msg.from === state.selfId) return;
+  state.members.set(msg.from, msg.name || 'guest');
+  if (msg.from === state.relay) return;
   // Someone we are already in a call with, back after the server restarted: keep the call as it is.
   if (keepPeer(msg.from, msg.name)) {
     sendMediaState();
@@ -535,13 +655,41 @@ function onUserJoined(msg) {
 }
 
 function onUserDisconnected(msg) {
+  state.members.delete(msg.from);
   const entry = removePeer(msg.from);
+  if (msg.from === state.relay) {
+    // relay-changed {relay: null} follows; falling back now is the same.
+    if (state.phase === 'joined') onRelayChanged({ relay: null });
+    return;
+  }
   if (entry && state.phase === 'joined') notify(`${entry.name} left.`, 'info', 2500);
 }
 
-/** An offer, answer or ICE candidate from another member, for its Peer (peer.js negotiates). */
+function onRelayChanged(msg) {
+  if (state.phase !== 'joined') return;
+  const relay = typeof msg.relay === 'string' && msg.relay ? msg.relay : null;
+  if (relay === state.relay) return;
+  if (relay) {
+    useRelay(relay);
+    notify('The call now goes through a relay.', 'info', 2500);
+  } else {
+    useMesh();
+    if (state.peers.size > 0) notify('The relay left: reconnecting to everyone directly…', 'info', 3000);
+  }
+}
+
+/**
+ * An offer, answer, ICE candidate or track map from another member. In a relay room only the relay
+ * negotiates with us (relay.js); in a mesh each member's Peer does (peer.js).
+ */
 function onRelayedSignal(type, msg) {
   if (!msg.from || state.phase !== 'joined') return;
+  if (state.relayConnection) {
+    // Anything else is left over from the mesh, sent before its sender heard of the relay.
+    if (msg.from === state.relay) state.relayConnection.handleSignal(msg);
+    return;
+  }
+  if (type === 'track-map') return; // a relay's, and the room has none (any more)
   let entry = state.peers.get(msg.from);
   if (!entry) {
     if (type !== 'offer') return; // stale message for a peer we no longer have
@@ -613,6 +761,7 @@ function onUnauthorized(msg) {
 
 function shutdown() {
   removeAllPeers();
+  closeRelayConnection();
   state.signaling?.close();
   stopScreenShareSilently();
   for (const track of [state.mic, state.camera, state.placeholder]) track?.stop();
