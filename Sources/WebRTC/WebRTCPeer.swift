@@ -182,7 +182,7 @@ public actor WebRTCPeer {
                 payloadType = offered.payloadType
             }
             try tracks[index].track.link(into: pipeline, webrtc: webrtc, payloadType: payloadType,
-                                         namePrefix: "\(configuration.name)-\(tracks[index].id.serial)", counters: shared.counters,
+                                         namePrefix: "\(configuration.name)-\(index)", counters: shared.counters,
                                          gate: shared.sendGate)
             logger.debug("sending \(codec.encodingName) with payload type \(payloadType)")
         }

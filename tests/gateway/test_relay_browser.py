@@ -1,0 +1,154 @@
+"""Chromium pages in relay rooms: vcall-server, a `vcall-gateway --relay` with an API token, and pages with
+fake devices. Each page keeps one RTCPeerConnection (to the relay), sends its camera once, and decodes
+and plays every other participant; newcomers see everyone at once; when the relay dies the pages call
+each other in a mesh, and when a relay joins a mesh call they move to it. Timings are printed.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+
+import pytest
+
+from app_harness import Server, Users, server_binary
+from app_helpers import assert_video_playing, inbound_video, join, new_room_id, peer_id_by_name, wait_connected
+from gateway_harness import Gateway
+
+
+@pytest.fixture
+def relay_room(browser):
+    """A server, a way to start the room's relay (with a token of that server), and the users' pages."""
+    server = Server()
+    users = Users(browser, server)
+    room = new_room_id()
+    token = subprocess.run([str(server_binary()), "token", "create", "relay", "--data-dir", str(server.data_dir)],
+                           capture_output=True, text=True, check=True).stdout.split()[-1]
+    relays: list[Gateway] = []
+
+    def start_relay(label: str = "relay") -> Gateway:
+        relay = Gateway(label, room, "--relay", "--video", "none", "--audio", "none", "--token", token,
+                        server=f"ws://127.0.0.1:{server.port}/ws")
+        relay.wait_for_log("joining room")
+        relays.append(relay)
+        return relay
+
+    yield room, start_relay, users
+    users.close()
+    for relay in relays:
+        relay.stop()
+    server.stop()
+
+
+def wait_relayed(page, participants: int, timeout: float = 30_000) -> None:
+    """The page has a relay, one RTCPeerConnection (to it, connected) and `participants` tiles."""
+    page.wait_for_function(
+        """(n) => {
+            const v = window.vcall;
+            const connections = v.connections();
+            return v.relay && connections.length === 1 && connections[0].relay
+                && connections[0].connectionState === 'connected' && v.peerIds().length === n;
+        }""", arg=participants, timeout=timeout)
+
+
+def assert_hears(page, peer: str, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    first = page.evaluate("(id) => window.vcall.inboundAudio(id)", peer)
+    while time.monotonic() < deadline:
+        time.sleep(1)
+        now = page.evaluate("(id) => window.vcall.inboundAudio(id)", peer)
+        if first and now and now["playing"] and now["packetsReceived"] > first["packetsReceived"]:
+            return
+        first = now
+    raise AssertionError(f"audio from {peer} does not play: {first}")
+
+
+def test_three_pages_each_send_once_to_the_relay_and_play_the_two_others(relay_room):
+    room, start_relay, users = relay_room
+    start_relay()
+    names = ["ada", "bob", "cy"]
+    pages = {name: users.new(name) for name in names}
+    for name, page in pages.items():
+        join(page, room, name)
+    for name, page in pages.items():
+        wait_relayed(page, 2)
+        connection = page.evaluate("() => window.vcall.relayConnection()")
+        assert connection["senders"] == 2 and connection["sending"]["video"], connection   # one camera, one microphone
+        for other in names:
+            if other == name:
+                continue
+            peer = peer_id_by_name(page, other)   # the tile carries the participant's name
+            assert_video_playing(page, peer)
+            assert_hears(page, peer)
+        assert len(page.evaluate("() => window.vcall.localMedia()")["senders"]) == 1
+
+
+def test_a_newcomer_sees_everyone_at_once_and_the_others_carry_on_when_it_leaves(relay_room):
+    room, start_relay, users = relay_room
+    start_relay()
+    names = ["ada", "bob", "cy"]
+    pages = {name: users.new(name) for name in names}
+    for name, page in pages.items():
+        join(page, room, name)
+    for page in pages.values():
+        wait_relayed(page, 2)
+    dan = users.new("dan")
+    join(dan, room, "dan")
+    wait_relayed(dan, 3)
+    # From the relay connection's `connected` to each participant's first decoded frame.
+    connected_at = time.monotonic()
+    first_frames = {}
+    while len(first_frames) < 3 and time.monotonic() - connected_at < 10:
+        for name in names:
+            if name not in first_frames and inbound_video(dan, peer_id_by_name(dan, name))["framesDecoded"] > 0:
+                first_frames[name] = time.monotonic() - connected_at
+        time.sleep(0.05)
+    print("newcomer's first frame of each participant after connecting (s):", first_frames)
+    assert len(first_frames) == 3 and max(first_frames.values()) <= 1.0, first_frames
+    for page in pages.values():
+        wait_relayed(page, 3)
+    dan.close()
+    before = {(name, other): inbound_video(page, peer_id_by_name(page, other))["framesDecoded"]
+              for name, page in pages.items() for other in names if other != name}
+    for page in pages.values():
+        wait_relayed(page, 2)
+    time.sleep(2)
+    for name, page in pages.items():
+        for other in names:
+            if other != name:
+                after = inbound_video(page, peer_id_by_name(page, other))["framesDecoded"]
+                assert after > before[name, other] + 20, (name, other, before[name, other], after)
+
+
+def test_the_pages_fall_back_to_a_mesh_when_the_relay_dies_and_move_to_a_relay_that_joins(relay_room):
+    room, start_relay, users = relay_room
+    relay = start_relay()
+    pages = {name: users.new(name) for name in ("ada", "bob")}
+    for name, page in pages.items():
+        join(page, room, name)
+    for page in pages.values():
+        wait_relayed(page, 1)
+    relay.kill()
+    killed = time.monotonic()
+    # A mesh: each page connects to the other directly and plays it again.
+    gaps = {}
+    for name, page in pages.items():
+        other = "bob" if name == "ada" else "ada"
+        page.wait_for_function("() => window.vcall.relay === null", timeout=10_000)
+        wait_connected(page, 1)
+        peer = peer_id_by_name(page, other)
+        start = inbound_video(page, peer)["framesDecoded"]
+        while inbound_video(page, peer)["framesDecoded"] <= start and time.monotonic() - killed < 20:
+            time.sleep(0.05)
+        gaps[name] = time.monotonic() - killed
+        assert_video_playing(page, peer)
+        connections = page.evaluate("() => window.vcall.connections()")
+        assert len(connections) == 1 and not connections[0]["relay"], connections
+    print("from kill -9 of the relay to decoding the other page again in a mesh (s):", gaps)
+    assert max(gaps.values()) < 5, gaps
+
+    # A relay joins the mesh call: the pages move to it.
+    start_relay("second-relay")
+    for name, page in pages.items():
+        wait_relayed(page, 1)
+        assert_video_playing(page, peer_id_by_name(page, "bob" if name == "ada" else "ada"))
