@@ -12,7 +12,8 @@ import time
 import pytest
 
 from app_harness import Server, Users, server_binary
-from app_helpers import assert_video_playing, inbound_video, join, new_room_id, peer_id_by_name, wait_connected
+from app_helpers import (assert_video_playing, inbound_video, join, new_room_id, peer_id_by_name, wait_connected,
+                         wait_tile_attr)
 from gateway_harness import Gateway
 
 
@@ -81,6 +82,22 @@ def test_three_pages_each_send_once_to_the_relay_and_play_the_two_others(relay_r
             assert_video_playing(page, peer)
             assert_hears(page, peer)
         assert len(page.evaluate("() => window.vcall.localMedia()")["senders"]) == 1
+
+    # Screen sharing swaps the track on the one sender: nobody renegotiates, the others see the screen.
+    ada = pages["ada"]
+    offers = ada.evaluate("() => window.vcall.relayConnection().offersReceived")
+    widths = {name: inbound_video(pages[name], peer_id_by_name(pages[name], "ada"))["frameWidth"] for name in ("bob", "cy")}
+    ada.click("#toggle-screen")
+    for name in ("bob", "cy"):
+        page = pages[name]
+        peer = peer_id_by_name(page, "ada")
+        wait_tile_attr(page, peer, "screen", "true")
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and inbound_video(page, peer)["frameWidth"] == widths[name]:
+            time.sleep(0.5)
+        assert inbound_video(page, peer)["frameWidth"] != widths[name], f"{name} never got ada's screen"
+        assert_video_playing(page, peer)
+    assert ada.evaluate("() => window.vcall.relayConnection().offersReceived") == offers
 
 
 def test_a_newcomer_sees_everyone_at_once_and_the_others_carry_on_when_it_leaves(relay_room):
