@@ -38,6 +38,23 @@ def browser() -> Browser:
         b.close()
 
 
+@pytest.fixture
+def gateways():
+    """Starts vcall-gateway processes (gateway_harness.Gateway's arguments) and stops them after the test."""
+    from gateway_harness import Gateway
+
+    started: list[Gateway] = []
+
+    def start(label: str, room: str, *args: str, **kwargs) -> Gateway:
+        gateway = Gateway(label, room, *args, **kwargs)
+        started.append(gateway)
+        return gateway
+
+    yield start
+    for gateway in reversed(started):
+        gateway.stop()
+
+
 @pytest.fixture(autouse=True)
 def time_limit(request):
     """Fail a test that runs longer than TEST_TIMEOUT seconds (the fixtures still clean up)."""

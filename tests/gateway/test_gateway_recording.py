@@ -32,20 +32,6 @@ def record_dir():
     directory.rmdir()
 
 
-@pytest.fixture
-def gateways():
-    started: list[Gateway] = []
-
-    def start(label: str, room: str, *args: str, **kwargs) -> Gateway:
-        gateway = Gateway(label, room, *args, **kwargs)
-        started.append(gateway)
-        return gateway
-
-    yield start
-    for gateway in reversed(started):
-        gateway.stop()
-
-
 def start_recorded_call(gateways, record_dir: Path, *sender_args: str, sender_env: dict | None = None,
                         recorder_args: tuple[str, ...] = ()):
     """The recorder (with the in-process server, recording from the start) and a sender in one room;

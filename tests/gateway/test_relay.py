@@ -12,28 +12,12 @@ import asyncio
 import json
 import subprocess
 import time
-from pathlib import Path
 
-import pytest
 
 from app_harness import free_port, server_binary
 from app_helpers import new_room_id
-from gateway_harness import Gateway, ffprobe, gateway_binary, recordings, video_packets
+from gateway_harness import ffprobe, gateway_binary, recordings, video_packets
 from relay_member import RelayMember
-
-
-@pytest.fixture
-def gateways():
-    started: list[Gateway] = []
-
-    def start(label: str, room: str, *args: str, **kwargs) -> Gateway:
-        gateway = Gateway(label, room, *args, **kwargs)
-        started.append(gateway)
-        return gateway
-
-    yield start
-    for gateway in reversed(started):
-        gateway.stop()
 
 
 async def rising(members: list[RelayMember], timeout: float) -> dict[str, dict[str, tuple[int, int]]]:
