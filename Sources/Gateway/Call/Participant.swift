@@ -39,6 +39,8 @@ final class Participant {
     var forwardSlots: [(id: TransceiverID, kind: MediaKind, publisher: String?)] = []
     /// Relay rooms: the forwarded tracks changed while an offer was out; offer again once it is answered.
     var offerPending = false
+    /// Relay rooms: the pending offer must restart ICE (the connection failed while an offer was out).
+    var iceRestartPending = false
     private var midsGiven = 0
 
     /// Relay rooms: the mid of the next m-line the relay adds to this participant's session ("0", "1", …).

@@ -100,15 +100,19 @@ extension Call {
         publication.published?.close()
     }
 
-    /// Offers to `participant` now, or once its current offer is answered.
+    /// Offers to `participant` now, or once its current offer is answered (an ICE restart asked
+    /// meanwhile is kept for that offer).
     func renegotiate(_ participant: Participant, iceRestart: Bool = false) async {
         guard participants[participant.id] === participant else { return }
         if participant.awaitingAnswer {
             participant.offerPending = true
+            participant.iceRestartPending = participant.iceRestartPending || iceRestart
             return
         }
+        let restart = iceRestart || participant.iceRestartPending
         participant.offerPending = false
-        await sendOffer(to: participant, iceRestart: iceRestart)
+        participant.iceRestartPending = false
+        await sendOffer(to: participant, iceRestart: restart)
     }
 
     /// The `track-map` for the offer just applied locally: the member's own m-lines, then every
