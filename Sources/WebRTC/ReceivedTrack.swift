@@ -85,6 +85,12 @@ public final class ReceivedTrack: Sendable, CustomStringConvertible {
         }
     }
 
+    /// The mid of the m-line the track arrives on (webrtcbin's transceiver of the pad).
+    public var mid: String? {
+        guard let transceiver = try? pad.get("transceiver").objectValue else { return nil }
+        return try? transceiver.get("mid").stringValue
+    }
+
     public var description: String { "\(kind) \(encodingName)/\(payloadType.map(String.init) ?? "?") on \(pad.name)" }
 
     /// Nobody attached in time: drop the track's data from now on instead of holding it.

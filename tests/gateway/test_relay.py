@@ -108,3 +108,43 @@ def test_only_a_token_holder_is_the_relay_and_only_one_per_room(gateways):
     taken = relay_with("--token", token)
     assert taken.returncode == 1 and "cannot be the relay of room" in taken.stdout and "already has a relay" in taken.stdout, \
         taken.stdout + taken.stderr
+
+
+def test_a_gateway_member_of_a_relay_room_sends_through_the_relay_and_records_the_others(gateways, tmp_path):
+    """A gateway that is not the relay follows the room's relay: it answers the relay's offers, sends its
+    test pattern and tone once, and records the other members from the relay's track map."""
+    room = new_room_id()
+    record = tmp_path / "rec"
+    relay = gateways("relay", room, "--relay", "--video", "none", "--audio", "none", port=free_port())
+    relay.wait_for_log("joining room")
+    bot = gateways("bot", room, "--size", "640x360", "--record", str(record), server=relay.websocket())
+    bot.wait_for_log("has a relay")
+
+    async def call() -> dict:
+        ada = RelayMember(relay.websocket(), room, "ada")
+        try:
+            await ada.start()
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                bot_id = next((i for i, n in ada.members.items() if n == "bot"), None)
+                if bot_id and ada.video_frames[bot_id] > 30 and ada.audio_frames[bot_id] > 30:
+                    break
+                await asyncio.sleep(0.5)
+            assert bot_id and ada.video_frames[bot_id] > 30, (ada.members, dict(ada.video_frames))
+            await asyncio.sleep(4)
+            return {"video": ada.video_frames[bot_id], "audio": ada.audio_frames[bot_id]}
+        finally:
+            await ada.stop()
+
+    received = asyncio.run(call())
+    print("ada decoded from the gateway member through the relay:", received)
+    bot.wait_for_log("finalized ", timeout=30)
+    [path] = recordings(record)
+    assert "-ada-" in path.name, path.name
+    assert sorted(s["codec_name"] for s in ffprobe(path)["streams"]) == ["opus", "vp8"]
+    packets = video_packets(path)
+    assert len(packets) > 30 and packets[0][1], f"{len(packets)} frames; first a keyframe: {packets[:1]}"
+    # The bot's peers were only ever the relay's (one made before it knew the newcomer was the relay, if
+    # the bot joined first, is replaced by the one answering the relay).
+    peers = [line for line in bot.log_text(full=True).splitlines() if line.endswith("is in the call")]
+    assert peers and all(" relay (" in line for line in peers), peers

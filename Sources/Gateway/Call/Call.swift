@@ -19,11 +19,15 @@ public actor Call {
     let tracks: [OutgoingTrack]
     private let client: SignalingClient
     let logger: Logger
-    private var selfID: String?
+    var selfID: String?
     private var serverICEServers: [RTCIceServer] = []
     var participants: [String: Participant] = [:]
     /// Relay rooms: the tracks forwarded, by publisher and kind.
     var relayPublications: [RelayPublicationKey: RelayPublication] = [:]
+    /// A member of a relay room (not the relay): who the relay is, and whose media its m-lines carry.
+    var relayMembership: RelayMembership?
+    /// The room's members and their names (the relay's track map names participants by id only).
+    var memberNames: [String: String] = [:]
     private var inRoom = false
     private var stopped = false
     /// Offers sent in this call (a track swap must not add any).
@@ -109,11 +113,20 @@ public actor Call {
     private func handle(_ message: ServerMessage) async {
         guard !stopped else { return }
         switch message {
-        case .roomJoined(_, let me, let peers, _, _):
+        case .roomJoined(_, let me, let peers, _, let relay):
             inRoom = true
             selfID = me.id
+            memberNames = Dictionary(peers.map { ($0.id, $0.name) }, uniquingKeysWith: { _, last in last })
             if configuration.relay { publishOwnTracks(as: me.id) }
             eventSink.yield(.joined(selfID: me.id, participants: peers))
+            if !configuration.relay {
+                if let relay, relay != me.id {
+                    await useRelay(relay)
+                    return
+                } else if relayMembership != nil {
+                    await useMesh()
+                }
+            }
             // After a reconnect, members the server does not list have left, unless media still flows
             // with them: then they are reconnecting too (say the server restarted) and keep their peer
             // until they rejoin or their connection fails.
@@ -132,6 +145,12 @@ public actor Call {
             }
         case .userJoined(let from, let name, _):
             logger.debug("user-joined: \(name) (\(from))")
+            memberNames[from] = name
+            // In a relay room only the relay connects to us; the newcomer's media may already be mapped.
+            guard relayMembership == nil else {
+                attributeRelayedTracks()
+                return
+            }
             if let known = participants[from] {
                 // Back after a signaling outage, with the same id: the peer connection carries on.
                 known.awaitingRejoin = false
@@ -151,7 +170,21 @@ public actor Call {
                 await self?.offerIfNoneArrived(from: from)
             }
         case .userDisconnected(let from):
-            if let participant = participants[from] { await remove(participant) }
+            memberNames[from] = nil
+            if relayMembership != nil {
+                relayedParticipantLeft(from)
+            } else if let participant = participants[from] {
+                await remove(participant)
+            }
+        case .relayChanged(let relay):
+            guard !configuration.relay, relay != selfID else { return }
+            if let relay {
+                await useRelay(relay)
+            } else {
+                await useMesh()
+            }
+        case .trackMap(let from, let tracks):
+            if relayMembership?.relay == from { relayMembership?.pendingMap = tracks }
         case .offer(let from, let offer):
             await receiveOffer(offer, from: from)
         case .answer(let from, let answer):
@@ -179,7 +212,7 @@ public actor Call {
         case .error(let code, let text):
             logger.warning("server error \(code.rawValue): \(text)")
             eventSink.yield(.problem("the server said \(code.rawValue): \(text)"))
-        case .mediaState, .onlineUsers, .incomingCall, .callAccepted, .callRejected, .hangup, .welcome, .relayChanged, .trackMap:
+        case .mediaState, .onlineUsers, .incomingCall, .callAccepted, .callRejected, .hangup, .welcome:
             break
         }
     }
@@ -208,15 +241,18 @@ public actor Call {
             // A kind the gateway does not send is still received, in a codec WebM holds: without this a
             // gateway that only records would offer no m-line for it, and could accept H.264 in an answer.
             let sentKinds = Set(tracks.map(\.codec.kind))
-            if !sentKinds.contains(.video) { try await peer.addReceiveOnly(.vp8) }
-            if !sentKinds.contains(.audio) { try await peer.addReceiveOnly(.opus) }
+            // (The relay's offers have an m-line for every kind: its members add none of their own.)
+            if relayMembership == nil {
+                if !sentKinds.contains(.video) { try await peer.addReceiveOnly(.vp8) }
+                if !sentKinds.contains(.audio) { try await peer.addReceiveOnly(.opus) }
+            }
         }
         participants[id] = participant
         watch(participant)
         return participant
     }
 
-    private func addParticipant(id: String, name: String) async -> Participant? {
+    func addParticipant(id: String, name: String) async -> Participant? {
         guard let selfID else { return nil }
         do {
             let participant = try await makeParticipant(id: id, name: name, selfID: selfID)
@@ -258,11 +294,17 @@ public actor Call {
             }
             if state == .failed, configuration.relay {
                 await renegotiate(participant, iceRestart: true)
+            } else if state == .failed, relayMembership != nil {
+                // The relay offers, ICE restarts included.
             } else if state == .failed, !participant.polite {
                 // The impolite side restarts ICE, so both sides do not offer at once.
                 await sendOffer(to: participant, iceRestart: true)
             }
         case .remoteTrack(let track):
+            if relayMembership?.relay == id {
+                relayedTrackArrived(track)
+                return
+            }
             eventSink.yield(.remoteTrack(participant: id, name: participant.name, track: track))
             if configuration.relay { await publish(track, of: participant) }
         case .negotiationNeeded, .iceConnectionState, .iceGatheringState:
@@ -271,7 +313,7 @@ public actor Call {
         }
     }
 
-    private func remove(_ participant: Participant) async {
+    func remove(_ participant: Participant) async {
         participants[participant.id] = nil
         if configuration.relay { await unpublishAll(of: participant.id) }
         logger.info("\(participant.name) (\(participant.id)) left")
@@ -296,7 +338,7 @@ public actor Call {
 
     // MARK: Negotiation
 
-    private func offerIfNoneArrived(from id: String) async {
+    func offerIfNoneArrived(from id: String) async {
         guard let participant = participants[id], !participant.answering, !participant.awaitingAnswer,
               await participant.peer.remoteDescription == nil else { return }
         logger.info("no offer from \(participant.name) within \(configuration.firstOfferTimeout): offering")
@@ -324,6 +366,13 @@ public actor Call {
 
     private func receiveOffer(_ offer: RTCSessionDescriptionInit, from id: String) async {
         logger.debug("offer from \(id)")
+        if let membership = relayMembership {
+            guard id == membership.relay else {
+                logger.debug("offer from \(id) ignored: in a relay room only the relay connects")
+                return
+            }
+            if participants[id] == nil { _ = await addParticipant(id: id, name: memberNames[id] ?? "relay") }
+        }
         guard var participant = participants[id] else {
             logger.warning("offer from \(id), who is not in the room: ignored")
             return
@@ -351,6 +400,7 @@ public actor Call {
             let answer = try await participant.peer.createAnswer()
             try await participant.peer.setLocalDescription(answer)
             client.send(.answer(to: id, answer: answer))
+            if relayMembership?.relay == id { relayOfferAnswered() }
         } catch {
             logger.error("cannot answer \(participant.name): \(error)")
             eventSink.yield(.problem("negotiation with \(participant.name) failed: \(error)"))

@@ -171,7 +171,7 @@ public actor GatewaySession {
         guard recorders[participant] == nil, let directory = options.recordDirectory, let tracks = received[participant],
               !tracks.tracks.isEmpty else { return }
         // Wait for the kinds the participant said it sends (a browser without a microphone sends video only).
-        let announced = await call.peers()[participant]?.remoteSendingKinds ?? []
+        let announced = await call.sendingKinds(of: participant)
         let expected = announced.isEmpty ? Set(tracks.tracks.map(\.kind)) : announced
         do {
             let recorder = try await ParticipantRecorder.start(tracks: tracks, pipeline: pipeline, directory: directory,
