@@ -169,3 +169,24 @@ def test_the_pages_fall_back_to_a_mesh_when_the_relay_dies_and_move_to_a_relay_t
     for name, page in pages.items():
         wait_relayed(page, 1)
         assert_video_playing(page, peer_id_by_name(page, "bob" if name == "ada" else "ada"))
+
+
+def test_a_gateway_member_falls_back_to_a_mesh_with_the_pages_when_the_relay_dies(relay_room, tmp_path):
+    room, start_relay, users = relay_room
+    relay = start_relay()
+    server = relay.process.args[relay.process.args.index("--server") + 1]
+    bot = Gateway("member-bot", room, "--size", "640x360", server=server)
+    try:
+        bot.wait_for_log("has a relay")
+        page = users.new("ada")
+        join(page, room, "ada")
+        wait_relayed(page, 1)
+        assert_video_playing(page, peer_id_by_name(page, "member-bot"))
+        relay.kill()
+        # The page and the gateway call each other directly: the page plays the gateway's test pattern.
+        page.wait_for_function("() => window.vcall.relay === null", timeout=10_000)
+        wait_connected(page, 1)
+        assert_video_playing(page, peer_id_by_name(page, "member-bot"))
+        bot.wait_for_log("calling everyone directly")
+    finally:
+        bot.stop()
