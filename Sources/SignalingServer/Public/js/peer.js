@@ -32,6 +32,18 @@ function iceUfrag(sdp) {
   return match ? match[1] : null;
 }
 
+/**
+ * A local candidate as `ice-candidate` carries it (RTCIceCandidateInit); null for end of candidates.
+ * @param {RTCIceCandidate|null} candidate
+ */
+export function candidateInit(candidate) {
+  if (!candidate) return null;
+  const init = { candidate: candidate.candidate, sdpMid: candidate.sdpMid, sdpMLineIndex: candidate.sdpMLineIndex };
+  // The ICE generation it belongs to, so a late candidate from before an ICE restart is not misapplied.
+  if (candidate.usernameFragment) init.usernameFragment = candidate.usernameFragment;
+  return init;
+}
+
 export class Peer {
   /**
    * @param {object} o
@@ -87,13 +99,7 @@ export class Peer {
     };
     pc.onicecandidate = ({ candidate }) => {
       this.counters.candidatesSent += 1;
-      let payload = null;
-      if (candidate) {
-        payload = { candidate: candidate.candidate, sdpMid: candidate.sdpMid, sdpMLineIndex: candidate.sdpMLineIndex };
-        // The ICE generation it belongs to, so a late candidate from before an ICE restart is not misapplied.
-        if (candidate.usernameFragment) payload.usernameFragment = candidate.usernameFragment;
-      }
-      this.send({ type: 'ice-candidate', candidate: payload });
+      this.send({ type: 'ice-candidate', candidate: candidateInit(candidate) });
     };
     pc.ontrack = ({ track }) => {
       for (const old of this.remoteStream.getTracks()) {

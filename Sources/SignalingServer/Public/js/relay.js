@@ -23,6 +23,8 @@
 // counters, close(), 'track'/'state' events, stats), so tiles, names, media-state and the inspection
 // API work the same in both kinds of room.
 
+import { candidateInit } from './peer.js';
+
 class Emitter {
   constructor() {
     this.listeners = new Map();
@@ -114,12 +116,7 @@ export class RelayConnection extends Emitter {
     };
     pc.onicecandidate = ({ candidate }) => {
       this.counters.candidatesSent += 1;
-      let payload = null;
-      if (candidate) {
-        payload = { candidate: candidate.candidate, sdpMid: candidate.sdpMid, sdpMLineIndex: candidate.sdpMLineIndex };
-        if (candidate.usernameFragment) payload.usernameFragment = candidate.usernameFragment;
-      }
-      this.send({ type: 'ice-candidate', candidate: payload });
+      this.send({ type: 'ice-candidate', candidate: candidateInit(candidate) });
     };
     pc.ontrack = ({ transceiver, streams }) => {
       if (transceiver.mid && streams[0]) this.streamIdByMid.set(transceiver.mid, streams[0].id);
