@@ -148,3 +148,27 @@ def test_a_gateway_member_of_a_relay_room_sends_through_the_relay_and_records_th
     # the bot joined first, is replaced by the one answering the relay).
     peers = [line for line in bot.log_text(full=True).splitlines() if line.endswith("is in the call")]
     assert peers and all(" relay (" in line for line in peers), peers
+
+
+def test_the_relay_sends_its_own_source_to_every_member_under_its_own_id(gateways):
+    room = new_room_id()
+    relay = gateways("relay-with-source", room, "--relay", "--size", "320x240", port=free_port())
+    relay.wait_for_log("joining room")
+
+    async def call() -> tuple[str, dict]:
+        ada = RelayMember(relay.websocket(), room, "ada")
+        try:
+            await ada.start()
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and not (ada.relay and ada.video_frames[ada.relay] > 30
+                                                       and ada.audio_frames[ada.relay] > 30):
+                await asyncio.sleep(0.5)
+            return ada.relay, {"video": ada.video_frames[ada.relay], "audio": ada.audio_frames[ada.relay],
+                               "map": sorted((e["participant"] == ada.relay, e["kind"]) for e in ada.track_map.values())}
+        finally:
+            await ada.stop()
+
+    _, received = asyncio.run(call())
+    assert received["video"] > 30 and received["audio"] > 30, received
+    # The track map names the relay for its own tracks, and the member for its own m-lines.
+    assert received["map"] == [(False, "audio"), (False, "video"), (True, "audio"), (True, "video")], received
