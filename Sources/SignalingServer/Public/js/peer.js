@@ -44,6 +44,30 @@ export function candidateInit(candidate) {
   return init;
 }
 
+/**
+ * The figures the app reports of an inbound-rtp stats entry (what inspect.js's inboundVideo and
+ * inboundAudio return), for a mesh Peer and the relay connection alike.
+ * @param {RTCInboundRtpStreamStats} s
+ */
+export function inboundSummary(s) {
+  if (s.kind === 'video') {
+    return {
+      framesDecoded: s.framesDecoded || 0,
+      framesReceived: s.framesReceived || 0,
+      frameWidth: s.frameWidth || 0,
+      frameHeight: s.frameHeight || 0,
+      bytesReceived: s.bytesReceived || 0,
+      packetsReceived: s.packetsReceived || 0,
+    };
+  }
+  return {
+    packetsReceived: s.packetsReceived || 0,
+    bytesReceived: s.bytesReceived || 0,
+    totalSamplesReceived: s.totalSamplesReceived || 0,
+    audioLevel: s.audioLevel || 0,
+  };
+}
+
 export class Peer {
   /**
    * @param {object} o
@@ -293,14 +317,7 @@ export class Peer {
     let result = null;
     stats.forEach((s) => {
       if (s.type === 'inbound-rtp' && s.kind === 'video') {
-        result = {
-          framesDecoded: s.framesDecoded || 0,
-          framesReceived: s.framesReceived || 0,
-          frameWidth: s.frameWidth || 0,
-          frameHeight: s.frameHeight || 0,
-          bytesReceived: s.bytesReceived || 0,
-          packetsReceived: s.packetsReceived || 0,
-        };
+        result = inboundSummary(s);
       }
     });
     return result;
@@ -311,12 +328,7 @@ export class Peer {
     let result = null;
     stats.forEach((s) => {
       if (s.type === 'inbound-rtp' && s.kind === 'audio') {
-        result = {
-          packetsReceived: s.packetsReceived || 0,
-          bytesReceived: s.bytesReceived || 0,
-          totalSamplesReceived: s.totalSamplesReceived || 0,
-          audioLevel: s.audioLevel || 0,
-        };
+        result = inboundSummary(s);
       }
     });
     return result;

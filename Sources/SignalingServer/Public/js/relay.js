@@ -23,7 +23,7 @@
 // counters, close(), 'track'/'state' events, stats), so tiles, names, media-state and the inspection
 // API work the same in both kinds of room.
 
-import { candidateInit } from './peer.js';
+import { candidateInit, inboundSummary } from './peer.js';
 
 class Emitter {
   constructor() {
@@ -272,23 +272,7 @@ export class RelayConnection extends Emitter {
   async inboundStats(participant, kind) {
     const receiver = this.receiverOf(participant, kind);
     const s = receiver ? await inboundRtp(receiver) : null;
-    if (!s) return null;
-    if (kind === 'video') {
-      return {
-        framesDecoded: s.framesDecoded || 0,
-        framesReceived: s.framesReceived || 0,
-        frameWidth: s.frameWidth || 0,
-        frameHeight: s.frameHeight || 0,
-        bytesReceived: s.bytesReceived || 0,
-        packetsReceived: s.packetsReceived || 0,
-      };
-    }
-    return {
-      packetsReceived: s.packetsReceived || 0,
-      bytesReceived: s.bytesReceived || 0,
-      totalSamplesReceived: s.totalSamplesReceived || 0,
-      audioLevel: s.audioLevel || 0,
-    };
+    return s ? inboundSummary(s) : null;
   }
 
   async outboundVideoStats() {
