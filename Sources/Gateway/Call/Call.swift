@@ -328,6 +328,7 @@ public actor Call {
 
     private func close(_ participant: Participant) async {
         participant.firstOfferTask?.cancel()
+        participant.publicationHoldTask?.cancel()
         participant.eventsTask?.cancel()
         // What this connection carried, for the log (and for tests that compare it with a recording).
         if let stats = try? await participant.peer.stats(timeout: .seconds(2)), stats.framesSent + stats.framesReceived > 0 {

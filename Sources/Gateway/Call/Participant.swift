@@ -41,6 +41,9 @@ final class Participant {
     var offerPending = false
     /// Relay rooms: the pending offer must restart ICE (the connection failed while an offer was out).
     var iceRestartPending = false
+    /// Relay rooms: this participant's publications not yet forwarded (waiting for its other kinds).
+    var heldPublications: [RelayPublication] = []
+    var publicationHoldTask: Task<Void, Never>?
     private var midsGiven = 0
 
     /// Relay rooms: the mid of the next m-line the relay adds to this participant's session ("0", "1", …).

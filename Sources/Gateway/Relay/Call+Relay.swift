@@ -21,7 +21,11 @@ extension Call {
         }
     }
 
-    /// A member's track arrived: publish it and forward it to everyone else.
+    /// A member's track arrived: publish it and forward it to everyone else, together with the member's
+    /// other kinds. Its answer says which kinds it sends; their tracks arrive some milliseconds apart,
+    /// and forwarding them in one offer spares each subscriber a renegotiation and lets a recording
+    /// member see the whole participant in one track map. A kind that does not come within
+    /// `relayPublicationHold` is not waited for.
     func publish(_ track: ReceivedTrack, of participant: Participant) async {
         guard let codec = track.codec else {
             logger.warning("not forwarding \(participant.name)'s \(track): the relay forwards \(Codec.allCases.map(\.encodingName))")
@@ -34,13 +38,23 @@ extension Call {
                                                name: "relay-\(participant.id.prefix(8))-\(codec.kind.rawValue)")
             let publication = RelayPublication(publisher: participant.id, codec: codec, tee: published.tee, published: published)
             relayPublications[key] = publication
-            logger.info("forwarding \(participant.name)'s \(codec.kind.rawValue)")
-            for subscriber in participants.values where subscriber.id != participant.id {
-                await forward(publication, to: subscriber)
-            }
+            participant.heldPublications.append(publication)
         } catch {
             logger.error("cannot forward \(participant.name)'s \(codec.kind.rawValue): \(error)")
             eventSink.yield(.problem("cannot forward \(participant.name)'s \(codec.kind.rawValue): \(error)"))
+            return
+        }
+        let announced = await participant.peer.remoteSendingKinds
+        let published = Set(relayPublications.keys.filter { $0.publisher == participant.id }.map(\.kind))
+        if announced.isSubset(of: published) {
+            await releaseHeldPublications(of: participant)
+        } else if participant.publicationHoldTask == nil {
+            let id = participant.id
+            participant.publicationHoldTask = Task { [weak self] in
+                try? await Task.sleep(for: relayPublicationHold)
+                guard !Task.isCancelled else { return }
+                await self?.releaseHeldPublications(of: id)
+            }
         }
     }
 
@@ -52,9 +66,31 @@ extension Call {
         }
     }
 
+    private func releaseHeldPublications(of id: String) async {
+        guard let participant = participants[id] else { return }
+        await releaseHeldPublications(of: participant)
+    }
+
+    /// Forwards the participant's held publications to everyone else, one offer per subscriber.
+    private func releaseHeldPublications(of participant: Participant) async {
+        participant.publicationHoldTask?.cancel()
+        participant.publicationHoldTask = nil
+        let publications = participant.heldPublications.filter {
+            relayPublications[RelayPublicationKey(publisher: $0.publisher, kind: $0.codec.kind)]?.tee === $0.tee
+        }
+        participant.heldPublications = []
+        guard !publications.isEmpty, participants[participant.id] === participant else { return }
+        logger.info("forwarding \(participant.name)'s \(publications.map(\.codec.kind.rawValue).joined(separator: " and "))")
+        for subscriber in participants.values where subscriber.id != participant.id {
+            var changed = false
+            for publication in publications where await attach(publication, to: subscriber) { changed = true }
+            if changed { await renegotiate(subscriber) }
+        }
+    }
+
     /// Sends `publication` to `subscriber`, in a stopped slot of its kind if there is one (m-lines are
-    /// never removed, so reusing them keeps the session from growing), else in a new one; offers again.
-    private func forward(_ publication: RelayPublication, to subscriber: Participant) async {
+    /// never removed, so reusing them keeps the session from growing), else in a new one. The caller offers.
+    private func attach(_ publication: RelayPublication, to subscriber: Participant) async -> Bool {
         do {
             if let index = subscriber.forwardSlots.firstIndex(where: { $0.kind == publication.codec.kind && $0.publisher == nil }) {
                 try await subscriber.peer.setSource(of: subscriber.forwardSlots[index].id, to: publication.tee,
@@ -66,10 +102,11 @@ extension Call {
                                                               mid: subscriber.nextMid())
                 subscriber.forwardSlots.append((slot, publication.codec.kind, publication.publisher))
             }
-            await renegotiate(subscriber)
+            return true
         } catch {
             logger.error("cannot forward to \(subscriber.name): \(error)")
             eventSink.yield(.problem("cannot forward to \(subscriber.name): \(error)"))
+            return false
         }
     }
 
@@ -145,6 +182,9 @@ struct RelayPublication {
     let tee: Element
     let published: PublishedTrack?
 }
+
+/// How long the relay holds a member's first track for the member's other announced kinds.
+let relayPublicationHold = Duration.seconds(1)
 
 extension TrackMapEntry.Kind {
     init(_ kind: MediaKind) {
