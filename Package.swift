@@ -134,6 +134,8 @@ let package = Package(
                 "WebRTC", "WebRTCDemo", "GStreamer", "Gateway",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
+                // The relay benchmark's Janus client.
+                .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
                 // The signaling benchmark's clients, written on NIO's WebSocket pipeline.
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

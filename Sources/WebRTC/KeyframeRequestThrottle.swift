@@ -9,7 +9,7 @@ import Synchronization
 /// PLI to the sender, which answers each one with a keyframe several times the size of a delta frame.
 ///
 /// ```swift
-/// let throttle = KeyframeRequestThrottle(interval: .seconds(1)) { pad.sendEvent(.upstreamForceKeyUnit(allHeaders: true)) }
+/// let throttle = KeyframeRequestThrottle(interval: .seconds(1)) { pad.sendEvent(.upstreamForceKeyUnit(allHeaders: false)) }
 /// throttle.request()   // sent now
 /// throttle.request()   // sent one second after the first
 /// throttle.request()   // folded into the one above

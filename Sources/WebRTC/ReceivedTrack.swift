@@ -70,7 +70,9 @@ public final class ReceivedTrack: Sendable, CustomStringConvertible {
         self.name = "\(namePrefix)-\(pad.name)"
         keyframes = KeyframeRequestThrottle(interval: Self.keyframeRequestInterval) { [weak pad] in
             guard kind == .video else { return }
-            pad?.sendEvent(.upstreamForceKeyUnit(allHeaders: true))
+            // Not all-headers: rtpsession then sends a PLI, as browsers do. With all-headers it sends a FIR
+            // whenever the far side offered `ccm fir`, and some (Janus VideoRoom) offer it and ignore it.
+            pad?.sendEvent(.upstreamForceKeyUnit(allHeaders: false))
         }
         let counter = counters.counter(for: kind)
         // Count frames as RTP timestamps change: every packet of one frame carries the same timestamp.

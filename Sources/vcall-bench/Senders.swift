@@ -34,25 +34,9 @@ struct Senders: AsyncParsableCommand {
         try GStreamer.initialize()
         guard let url = URL(string: server) else { throw ValidationError("--server must be a ws:// URL") }
         let pipeline = try Pipeline(name: "senders")
-        // Encoded once for everyone. Moving colour bars keep the encoder near its target bitrate, as a busy camera would.
-        // The audio is silence with a beep each second, at the instant of the video's flash (`SyncMarks`).
-        let video = try pipeline.addChain("""
-            videotestsrc is-live=true pattern=smpte horizontal-speed=8 ! video/x-raw,format=I420,width=1280,height=720,framerate=30/1 \
-            ! vp8enc name=senders-vp8enc deadline=1 cpu-used=16 end-usage=cbr target-bitrate=1500000 keyframe-max-dist=90 \
-              lag-in-frames=0 error-resilient=partitions threads=1 ! tee name=senders-video-tee allow-not-linked=true
-            """)
-        let audio = try pipeline.addChain("""
-            audiotestsrc is-live=true wave=silence ! audio/x-raw,format=S16LE,layout=interleaved,rate=48000,channels=2 \
-            ! opusenc name=senders-opusenc ! tee name=senders-audio-tee allow-not-linked=true
-            """)
-        if let videoInput = pipeline.element(named: "senders-vp8enc")?.staticPad("sink"),
-           let audioInput = pipeline.element(named: "senders-opusenc")?.staticPad("sink") {
-            SyncMarks(width: 1280, height: 720, framesPerSecond: 30, sampleRate: 48000, channels: 2)
-                .install(video: videoInput, audio: audioInput)
-        }
-        for element in (video + audio).reversed() { try element.syncStateWithParent() }
+        let source = try EncodedSource(in: pipeline)
         try pipeline.setState(.playing)
-        let tracks = [OutgoingTrack(codec: .vp8, tee: video.last!), OutgoingTrack(codec: .opus, tee: audio.last!)]
+        let tracks = source.tracks
         let target = peer
         var calls: [Call] = []
         var tasks: [Task<Void, Never>] = []

@@ -10,7 +10,7 @@ struct VCallBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "vcall-bench",
         abstract: "vcall's benchmarks and resource checks: each prints its figures and can write JSON.",
-        subcommands: [PipelineChurn.self, CallSetup.self, Senders.self, Signaling.self, SignalingTrivialRelay.self]
+        subcommands: [PipelineChurn.self, CallSetup.self, Senders.self, RelayRoom.self, Signaling.self, SignalingTrivialRelay.self]
     )
 }
 

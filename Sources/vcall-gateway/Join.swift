@@ -51,6 +51,9 @@ struct Join: AsyncParsableCommand {
     @Option(name: .customLong("udp-ports"),
             help: "The UDP ports ICE may use, MIN-MAX (e.g. 40000-40099), for a firewall to open; each participant takes a port or two per network interface.")
     var udpPorts: String?
+    @Option(name: .customLong("room-capacity"),
+            help: "Largest room of the in-process server (default 8, the relay included). A relay room holds more people than a mesh: each page sends once.")
+    var roomCapacity: Int?
     @Flag(help: "Be the room's relay: every browser sends once, to this gateway, which forwards everyone's media to everyone without decoding it. With --server, needs --token.")
     var relay = false
     @Option(help: "trace, debug, info, notice, warning, error or critical.") var logLevel: Logger.Level = .info
@@ -67,6 +70,10 @@ struct Join: AsyncParsableCommand {
             throw ValidationError("--server \(server): over wss:// give the server's DNS name, the one its certificate names (an /etc/hosts entry will do), not an IP address")
         }
         guard (0...65535).contains(port) else { throw ValidationError("--port must be 0…65535") }
+        if let roomCapacity {
+            guard server == nil else { throw ValidationError("--room-capacity sets the in-process server's rooms; a --server has its own (vcall-server --room-capacity)") }
+            guard roomCapacity >= 1 else { throw ValidationError("--room-capacity must be at least 1") }
+        }
         for url in stun where !url.hasPrefix("stun:") && !url.hasPrefix("stuns:") {
             throw ValidationError("--stun \(url): a STUN URL starts with stun:")
         }
@@ -215,6 +222,7 @@ struct Join: AsyncParsableCommand {
         configuration.host = host
         configuration.port = port
         configuration.dataDirectory = dataDir
+        if let roomCapacity { configuration.roomCapacity = roomCapacity }
         if let tlsCert, let tlsKey { configuration.tls = ServerTLS(certificateChainFile: tlsCert, privateKeyFile: tlsKey) }
         configuration.iceServers = (stun.isEmpty ? [] : [RTCIceServer(urls: stun)]) + turn.compactMap(RTCIceServer.init(turnArgument:))
         let (ports, portSink) = AsyncStream.makeStream(of: Int.self)

@@ -172,3 +172,26 @@ def test_the_relay_sends_its_own_source_to_every_member_under_its_own_id(gateway
     assert received["video"] > 30 and received["audio"] > 30, received
     # The track map names the relay for its own tracks, and the member for its own m-lines.
     assert received["map"] == [(False, "audio"), (False, "video"), (True, "audio"), (True, "video")], received
+
+
+def test_the_in_process_server_of_a_relay_takes_a_room_capacity(gateways):
+    """A relay room holds more people than a mesh: --room-capacity sets the in-process server's rooms;
+    with --server it is refused (that server has its own)."""
+    import urllib.request
+
+    room = new_room_id()
+    port = free_port()
+    relay = gateways("relay", room, "--relay", "--video", "none", "--audio", "none", "--room-capacity", "12", port=port)
+    relay.wait_for_log("joining room")
+    deadline = time.monotonic() + 20
+    rooms = []
+    while time.monotonic() < deadline:
+        rooms = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/api/rooms", timeout=5).read())["rooms"]
+        if any(r["roomId"] == room for r in rooms):
+            break
+        time.sleep(0.2)
+    [entry] = [r for r in rooms if r["roomId"] == room]
+    assert entry["capacity"] == 12 and entry["relay"], entry
+    refused = subprocess.run([str(gateway_binary()), "--room", room, "--server", f"ws://127.0.0.1:{port}/ws",
+                              "--room-capacity", "12"], capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
+    assert refused.returncode != 0 and "vcall-server --room-capacity" in refused.stderr, refused.stderr
