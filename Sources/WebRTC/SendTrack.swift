@@ -68,8 +68,8 @@ struct SendTrack: Sendable {
             if codec.kind == .video { try? transceiver.set("do-nack", true) }
             if sendOnly {
                 try transceiver.set("direction", "sendonly")
-                let preferences = mid.map { try? Caps(codec.rtpCaps(payloadType: payloadType) + ",ssrc=(uint)\(ssrc),a-mid=(string)\($0)") } ?? caps
-                try transceiver.set("codec-preferences", value: .caps(preferences ?? caps))
+                let preferences = try mid.map { try Caps(codec.rtpCaps(payloadType: payloadType) + ",ssrc=(uint)\(ssrc),a-mid=(string)\($0)") } ?? caps
+                try transceiver.set("codec-preferences", value: .caps(preferences))
             }
         }
         let sent = counters.sentCounter(for: codec.kind)

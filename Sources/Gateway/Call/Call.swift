@@ -163,12 +163,7 @@ public actor Call {
                 await renegotiate(participant)
                 return
             }
-            let timeout = configuration.firstOfferTimeout
-            participant.firstOfferTask = Task { [weak self] in
-                try? await Task.sleep(for: timeout)
-                guard !Task.isCancelled else { return }
-                await self?.offerIfNoneArrived(from: from)
-            }
+            waitForFirstOffer(from: participant)
         case .userDisconnected(let from):
             memberNames[from] = nil
             if relayMembership != nil {
@@ -339,7 +334,17 @@ public actor Call {
 
     // MARK: Negotiation
 
-    func offerIfNoneArrived(from id: String) async {
+    /// The newcomer offers first: wait `firstOfferTimeout` for its offer, then offer ourselves.
+    func waitForFirstOffer(from participant: Participant) {
+        let id = participant.id, timeout = configuration.firstOfferTimeout
+        participant.firstOfferTask = Task { [weak self] in
+            try? await Task.sleep(for: timeout)
+            guard !Task.isCancelled else { return }
+            await self?.offerIfNoneArrived(from: id)
+        }
+    }
+
+    private func offerIfNoneArrived(from id: String) async {
         guard let participant = participants[id], !participant.answering, !participant.awaitingAnswer,
               await participant.peer.remoteDescription == nil else { return }
         logger.info("no offer from \(participant.name) within \(configuration.firstOfferTimeout): offering")

@@ -90,7 +90,10 @@ extension Call {
 
     /// Sends `publication` to `subscriber`, in a stopped slot of its kind if there is one (m-lines are
     /// never removed, so reusing them keeps the session from growing), else in a new one. The caller offers.
+    /// False when nothing changed: a subscriber that joined while the publication was held got it then.
     private func attach(_ publication: RelayPublication, to subscriber: Participant) async -> Bool {
+        guard !subscriber.forwardSlots.contains(where: { $0.publisher == publication.publisher && $0.kind == publication.codec.kind })
+        else { return false }
         do {
             if let index = subscriber.forwardSlots.firstIndex(where: { $0.kind == publication.codec.kind && $0.publisher == nil }) {
                 try await subscriber.peer.setSource(of: subscriber.forwardSlots[index].id, to: publication.tee,

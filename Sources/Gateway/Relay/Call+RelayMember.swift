@@ -29,12 +29,7 @@ extension Call {
             if selfID < id {
                 await sendOffer(to: participant)
             } else {
-                let timeout = configuration.firstOfferTimeout
-                participant.firstOfferTask = Task { [weak self] in
-                    try? await Task.sleep(for: timeout)
-                    guard !Task.isCancelled else { return }
-                    await self?.offerIfNoneArrived(from: id)
-                }
+                waitForFirstOffer(from: participant)
             }
         }
     }
