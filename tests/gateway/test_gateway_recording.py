@@ -119,6 +119,23 @@ def test_sigint_finalizes_the_recording(gateways, record_dir):
     assert json.loads(path.with_suffix(".json").read_text())["finalizedCleanly"] is True
 
 
+def test_quitting_while_a_participant_who_left_is_being_finalized_waits_for_that_file(gateways, record_dir):
+    """The sender leaves and the recorder is told to quit at once, while that file is still finalizing
+    (its drain alone takes longer): quitting waits for it, so the file ends cleanly and has its report.
+    (Found under systemd: the room emptied as the unit was stopped, and the report was missing.)"""
+    recorder, sender, _ = start_recorded_call(gateways, record_dir)
+    time.sleep(4)
+    mark = len(recorder.log_text(full=True))
+    assert sender.interrupt() == 0, sender.log_text()
+    recorder.wait_for_log(" left", timeout=10, after=mark)
+    assert "finalized " not in recorder.log_text(full=True)[mark:], "finalized before quitting: the test proves nothing"
+    assert recorder.interrupt() == 0, recorder.log_text()
+    path = the_only_recording(record_dir)
+    assert float(assert_webm_vp8_opus(path)["format"]["duration"]) > 3
+    assert json.loads(path.with_suffix(".json").read_text())["finalizedCleanly"] is True
+    assert "finalized " in recorder.log_text(full=True)[mark:], recorder.log_text()
+
+
 def test_sigkill_leaves_a_readable_file_that_repair_finalizes(gateways, record_dir):
     recorder, sender, recording_started = start_recorded_call(gateways, record_dir)
     time.sleep(8)

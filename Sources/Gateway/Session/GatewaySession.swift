@@ -49,6 +49,9 @@ public actor GatewaySession {
     /// a recording at any time during the call.
     private var received: [String: ParticipantTracks] = [:]
     private var recorders: [String: ParticipantRecorder] = [:]
+    /// Recorders whose participant left (or whose recording was stopped) and that are still finalizing:
+    /// quitting waits for them too, or their file would lose its end and its report.
+    private var finalizing: [ObjectIdentifier: ParticipantRecorder] = [:]
     private var finished: [RecordingReport] = []
     private var busWatch: Task<Void, Never>?
     private var stopped = false
@@ -193,7 +196,9 @@ public actor GatewaySession {
     /// Finalizes the participant's recording (bounded by the recorder's finalize timeout).
     private func stopRecording(_ participant: String) async {
         guard let recorder = recorders.removeValue(forKey: participant) else { return }
+        finalizing[ObjectIdentifier(recorder)] = recorder
         let report = await recorder.stop()
+        finalizing[ObjectIdentifier(recorder)] = nil
         guard report.videoFrames + report.audioPackets > 0 else { return } // the recorder removed the empty file and said so
         finished.append(report)
         logger.info("finalized \(report.file): \(String(format: "%.1f", report.duration)) s, \(report.videoFrames) video frames (\(report.keyframes) keyframes), \(report.audioPackets) audio packets\(report.finalizedCleanly ? "" : "; not finalized: run vcall-gateway repair \(options.recordDirectory?.appendingPathComponent(report.file).path ?? report.file)")")
@@ -240,6 +245,8 @@ public actor GatewaySession {
         let started = clock.now
         await withTaskGroup(of: Void.self) { group in
             for participant in recorders.keys { group.addTask { await self.stopRecording(participant) } }
+            // Already stopping: `stop()` is shared, so this waits for the same finalization.
+            for recorder in finalizing.values { group.addTask { await recorder.stop() } }
         }
         logger.debug("leaving: recordings finished after \(clock.now - started)")
         await call.leave()
