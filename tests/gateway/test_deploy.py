@@ -1,9 +1,9 @@
 """The deployment files in deploy/ do what README's "Deploying" says: its "By hand" commands, run as
 written, give a call between two Chromium pages over HTTPS through coturn; the systemd units pass
 `systemd-analyze verify`, and the programs accept exactly the command lines the units run, with the
-example settings files (TLS from the test's own CA, coturn with the example turnserver.conf). There is no
-systemd and no container engine on the test machines: the units are verified, not started by systemd, and
-deploy/container/Containerfile is not built here.
+example settings files (TLS from the test's own CA, coturn with the example turnserver.conf); the README's
+systemd commands, run in a namespace that systemd boots, start units that serve HTTPS and record a room.
+There is no container engine on the test machines: deploy/container/Containerfile is not built here.
 """
 
 from __future__ import annotations
@@ -112,10 +112,15 @@ def exec_start(unit: Path, variables: dict[str, str]) -> list[str]:
     return words
 
 
+def readme_blocks(marker: str, count: int = 1) -> list[list[str]]:
+    """The lines of the README's first `count` fenced blocks after `marker`."""
+    text = (REPO / "README.md").read_text()
+    return [block.splitlines() for block in text[text.index(marker):].split("```\n")[1:2 * count:2]]
+
+
 def readme_block(marker: str) -> list[str]:
     """The lines of the README's first fenced block after `marker`."""
-    text = (REPO / "README.md").read_text()
-    return text[text.index(marker):].split("```\n", 2)[1].splitlines()
+    return readme_blocks(marker)[0]
 
 
 def test_the_by_hand_commands_give_a_call_over_https_through_coturn(tmp_path):
@@ -182,6 +187,162 @@ def test_the_by_hand_commands_give_a_call_over_https_through_coturn(tmp_path):
                 os.killpg(shell.process.pid, signal.SIGKILL)
             shell.stop()
             dns.stop()
+
+
+# PID 1 of a new PID and mount namespace (inside network namespace T): /etc, /opt and /var become overlays
+# whose changes live in a tmpfs, /tmp, /var/tmp, /run and /dev/shm are fresh (systemd's tmpfiles would
+# otherwise empty the machine's /tmp), the checkout is at /opt/checkout, units that would change the
+# machine's kernel settings are masked; then systemd boots to basic.target (nothing of the machine's own
+# is started) and the test enters with nsenter. Killing PID 1 ends every process in it, and its mounts.
+SYSTEMD_BOOT = r"""set -e
+work=$1 checkout=$2
+mount -t tmpfs tmpfs "$work/overlay"
+for dir in etc opt var; do
+    mkdir -p "$work/overlay/$dir/upper" "$work/overlay/$dir/work"
+    mount -t overlay overlay -o "lowerdir=/$dir,upperdir=$work/overlay/$dir/upper,workdir=$work/overlay/$dir/work" "/$dir"
+done
+mkdir -p /opt/checkout && mount --bind "$checkout" /opt/checkout
+for dir in /tmp /var/tmp /run /dev/shm; do mount -t tmpfs tmpfs "$dir"; done
+for unit in systemd-sysctl systemd-modules-load systemd-remount-fs; do ln -sf /dev/null "/etc/systemd/system/$unit.service"; done
+# Services' own mount namespaces (credentials, PrivateTmp) propagate from a shared root, as on a booted machine.
+mount --make-rshared /
+export container=vcall-test
+exec /lib/systemd/systemd --system --unit=basic.target
+"""
+
+
+def descendant_named(pid: int, name: str, timeout: float) -> int:
+    """The first process called `name` among `pid`'s descendants, waiting up to `timeout` for it."""
+    deadline = time.monotonic() + timeout
+    while True:
+        children: dict[int, list[int]] = {}
+        names = {}
+        for entry in Path("/proc").iterdir():
+            with contextlib.suppress(OSError, ValueError):
+                if entry.name.isdigit():
+                    stat = (entry / "stat").read_text()
+                    names[int(entry.name)] = stat[stat.index("(") + 1:stat.rindex(")")]
+                    children.setdefault(int(stat[stat.rindex(")") + 2:].split()[1]), []).append(int(entry.name))
+        queue = list(children.get(pid, []))
+        while queue:
+            child = queue.pop(0)
+            if names.get(child) == name:
+                return child
+            queue += children.get(child, [])
+        assert time.monotonic() < deadline, f"no {name} under process {pid} after {timeout}s"
+        time.sleep(0.1)
+
+
+def in_booted_namespace(pid1: int, script: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    """`script` run by bash -e as root inside systemd's namespaces, in the checkout, with `sudo` being root's
+    own shell (the test is root there already)."""
+    return subprocess.run(["nsenter", "-t", str(pid1), "-m", "-p", "-n", "bash", "-e", "-c",
+                           'cd /opt/checkout\nsudo() { "$@"; }\n' + script], capture_output=True, text=True, timeout=timeout,
+                          stdin=subprocess.DEVNULL)
+
+
+def test_the_readme_systemd_commands_start_units_that_serve_https_and_record_a_room(tmp_path):
+    """README's "As services (systemd)" blocks, from the first block's third line on, run as written in a
+    machine booted by systemd (namespace T, see SYSTEMD_BOOT), with the manual steps between them done
+    the way the README says. Then coturn, vcall-server (HTTPS with its key handed over as a credential, as
+    a dynamic user) and vcall-gateway@standup run; a gateway in namespace A joins "standup" over
+    wss://calls.example.org as a participant; stopping the unit finalizes her recording and its report.
+
+        A 198.51.100.2 ── 198.51.100.1 T (systemd)
+    """
+    if shutil.which("nsenter") is None or not Path("/lib/systemd/systemd").exists():
+        pytest.fail("this test needs systemd and util-linux (scripts/setup installs them)", pytrace=False)
+    first, second = readme_blocks("<!-- systemd:", 2)
+    assert first[0] == "scripts/setup" and first[1].startswith("swift build -c release --product vcall-server"), first
+    # A checkout as the first two lines leave it, with the test run's binaries as the release ones. Copies,
+    # not links: the repository may be under /tmp, which the booted namespace replaces.
+    checkout = tmp_path / "checkout"
+    release = checkout / ".build" / "release"
+    release.mkdir(parents=True)
+    for binary in (server_binary(), gateway_binary()):
+        with contextlib.suppress(OSError):
+            os.link(binary, release / binary.name)
+        if not (release / binary.name).exists():
+            shutil.copy2(binary, release / binary.name)
+    shutil.copytree(server_binary().parent / "vcall_SignalingServer.resources", release / "vcall_SignalingServer.resources")
+    shutil.copytree(REPO / "pipelines", checkout / "pipelines")
+    shutil.copytree(DEPLOY, checkout / "deploy")
+    certificate, _ = self_signed_certificate(checkout, "DNS:calls.example.org", certificate="fullchain.pem",
+                                             key="privkey.pem")
+    (tmp_path / "overlay").mkdir()
+    (tmp_path / "boot.sh").write_text(SYSTEMD_BOOT)
+    a, t = (f"vs{x}{os.getpid()}" for x in "AT")
+    with network_namespaces([a, t], [(a, t, "198.51.100")], {a: "198.51.100.1"},
+                            {a: {"hosts": "127.0.0.1 localhost\n198.51.100.1 calls.example.org\n"}}):
+        machine = NamespacedProcess(t, "deploy-systemd", ["unshare", "--pid", "--fork", "--mount", "--mount-proc",
+                                                          "--propagation", "private", "bash", str(tmp_path / "boot.sh"),
+                                                          str(tmp_path), str(checkout)])
+        pid1 = None
+        participant = None
+
+        def inside(script: str, timeout: float = 120) -> str:
+            done = in_booted_namespace(pid1, script, timeout)
+            journal = in_booted_namespace(pid1, "journalctl --no-pager -b -o short-monotonic | tail -60").stdout
+            assert done.returncode == 0, f"{script}\n→ {done.returncode}\n{done.stdout}\n{done.stderr}\n--- journal:\n{journal}"
+            return done.stdout
+
+        try:
+            pid1 = descendant_named(machine.process.pid, "systemd", 20)
+            deadline = time.monotonic() + 20
+            while not Path(f"/proc/{pid1}/root/run/systemd/private").exists():
+                assert machine.process.poll() is None and time.monotonic() < deadline, machine.text()[-3000:]
+                time.sleep(0.1)
+            state = in_booted_namespace(pid1, "systemctl is-system-running --wait", 60).stdout.strip()
+            assert state == "running", f"{state}: {inside('systemctl --failed --no-pager')}{machine.text()[-3000:]}"
+
+            inside("\n".join(first[2:]))
+            # "Then put one long random secret in both … your name in place of calls.example.org": the name
+            # stays, resolved here by the hosts files; the test's certificate is trusted as a public one.
+            secret = os.urandom(32).hex()
+            inside(f"sed -i 's/^static-auth-secret=.*/static-auth-secret={secret}/' /etc/turnserver.conf\n"
+                   f"sed -i 's/^VCALL_TURN_SECRET=.*/VCALL_TURN_SECRET={secret}/' /etc/vcall/vcall-server.env\n"
+                   "echo '198.51.100.1 calls.example.org' >> /etc/hosts\n"
+                   "cat /opt/checkout/fullchain.pem >> /etc/ssl/certs/ca-certificates.crt")
+            comment = next(i for i, line in enumerate(second) if line.startswith("# put the printed token"))
+            printed = inside("\n".join(second[:comment]))
+            [token] = re.findall(r"vct_[0-9a-f]+", printed)
+            inside(f"sed -i 's/^VCALL_GATEWAY_TOKEN=.*/VCALL_GATEWAY_TOKEN={token}/' /etc/vcall/vcall-gateway.env")
+            inside("\n".join(second[comment + 1:]))
+
+            units = "coturn vcall-server vcall-gateway@standup"
+            deadline = time.monotonic() + 10
+            while (states := in_booted_namespace(pid1, f"systemctl is-active {units}").stdout.split()) != ["active"] * 3:
+                assert time.monotonic() < deadline, f"{states}\n{inside(f'systemctl status --no-pager {units} || true')}"
+                time.sleep(0.2)
+            restarts = inside(f"systemctl show -p NRestarts --value {units}").split()
+            assert restarts == ["0"] * 3, f"restarted: {restarts}\n{inside(f'journalctl -b --no-pager -o cat -u vcall-server')}"
+            # The server is not root, and reads the key it was handed as a credential.
+            uid = inside("stat -c %u /proc/$(systemctl show -p MainPID --value vcall-server)").strip()
+            assert uid != "0", "vcall-server runs as root"
+
+            participant = NamespacedProcess(a, "deploy-systemd-ada", [
+                str(gateway_binary()), "--room", "standup", "--name", "ada", "--server", "wss://calls.example.org/ws",
+                "--ca", str(certificate), "--token", token, "--size", "640x360"])
+            deadline = time.monotonic() + 30
+            while "first frames of ada written" not in inside("journalctl -u vcall-gateway@standup -o cat --no-pager"):
+                assert participant.process.poll() is None and time.monotonic() < deadline, participant.text()[-3000:]
+                time.sleep(0.5)
+            time.sleep(4)
+            inside("systemctl stop vcall-gateway@standup", timeout=60)
+            assert inside("systemctl show -p Result --value vcall-gateway@standup").strip() == "success"
+
+            recordings = Path(f"/proc/{pid1}/root/var/lib/private/vcall-gateway/recordings")
+            [recording] = recordings.glob("standup-ada-*.webm")
+            report = json.loads(recording.with_suffix(".json").read_text())
+            assert report["finalizedCleanly"] is True and report["videoCodec"] == "VP8" and report["audioCodec"] == "OPUS"
+            assert report["duration"] > 3, report
+        finally:
+            if participant:
+                participant.stop()
+            if pid1:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid1, signal.SIGKILL)
+            machine.stop()
 
 
 def test_the_systemd_units_pass_systemd_analyze_verify(tmp_path):
