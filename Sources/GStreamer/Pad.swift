@@ -88,6 +88,18 @@ public class Pad: GLibObject, @unchecked Sendable {
         return true
     }
 
+    /// A timestamp of data on this pad (a buffer's pts) as running time, through the pad's current time
+    /// segment: the clock every element of a pipeline shares. nil before a time segment, or outside it.
+    public func runningTime(of timestamp: UInt64) -> UInt64? {
+        guard let event = gst_pad_get_sticky_event(pad, GST_EVENT_SEGMENT, 0) else { return nil }
+        defer { gst_mini_object_unref(vcall_mini_object(event)) }
+        var segment: UnsafePointer<GstSegment>?
+        gst_event_parse_segment(event, &segment)
+        guard let segment, segment.pointee.format == GST_FORMAT_TIME else { return nil }
+        let running = UInt64(gst_segment_to_running_time(segment, GST_FORMAT_TIME, guint64(timestamp)))
+        return running == vcall_clock_time_none() ? nil : running
+    }
+
     public var isActive: Bool { gst_pad_is_active(pad) != 0 }
     public var isBlocked: Bool { gst_pad_is_blocked(pad) != 0 }
 }

@@ -99,6 +99,12 @@ public final class ReceivedTrack: Sendable, CustomStringConvertible {
     private func stopHolding() {
         state.withLock { state in
             guard case .holding(let token) = state.hold else { return }
+            guard state.attachments == 0 else {
+                // Attached, still gathering: let it through.
+                pad.removeProbe(token)
+                state.hold = .released
+                return
+            }
             let dropping = pad.addProbe([.buffer, .bufferList]) { _ in .drop }
             pad.removeProbe(token)
             state.hold = dropping.map { .dropping($0) } ?? .released
@@ -107,7 +113,11 @@ public final class ReceivedTrack: Sendable, CustomStringConvertible {
 
     /// Links `sink` to the track. The first attachment lets the held data through; every attachment asks
     /// the sender for a keyframe (throttled), so the new consumer does not wait for the next periodic one.
-    public func attach(_ sink: Pad) throws(GStreamerError) -> TrackAttachment {
+    ///
+    /// `gathering`: a consumer that is one of several starting together (a participant's own recording
+    /// and the composite) keeps the held data back that much longer, so that the others, attaching
+    /// meanwhile, get its keyframe too instead of each waiting for a requested one.
+    public func attach(_ sink: Pad, gathering: Duration = .zero) throws(GStreamerError) -> TrackAttachment {
         let teePad: Pad = try state.withLock { state throws(GStreamerError) -> Pad in
             guard !state.closed else { throw .invalidArgument("\(self) has ended: its peer connection is closed") }
             let tee: Element
@@ -126,14 +136,33 @@ public final class ReceivedTrack: Sendable, CustomStringConvertible {
             }
             state.attachments += 1
             switch state.hold {
-            case .holding(let token), .dropping(let token): pad.removeProbe(token)
-            case .released: break
+            case .holding where gathering > .zero:
+                break
+            case .holding(let token), .dropping(let token):
+                pad.removeProbe(token)
+                state.hold = .released
+            case .released:
+                break
             }
-            state.hold = .released
             return teePad
+        }
+        if gathering > .zero {
+            Task { [weak self] in
+                try? await Task.sleep(for: gathering)
+                self?.releaseHold()
+            }
         }
         requestKeyframe()
         return TrackAttachment(track: self, teePad: teePad, sink: sink)
+    }
+
+    /// Lets held data through (the end of an attachment's `gathering`).
+    private func releaseHold() {
+        state.withLock { state in
+            guard !state.closed, state.attachments > 0, case .holding(let token) = state.hold else { return }
+            pad.removeProbe(token)
+            state.hold = .released
+        }
     }
 
     /// `tee allow-not-linked=true`, started and linked to webrtcbin's pad; keyframe requests from consumers

@@ -38,6 +38,9 @@ struct Join: AsyncParsableCommand {
     @Option(help: "The X display for --video screen (default $DISPLAY).") var display: String?
     @Option(help: "Folder of the .pipeline sources (default: ./pipelines, or the checkout's).") var pipelines: String?
     @Option(help: "Video size sent, WIDTHxHEIGHT.") var size = "1280x720"
+    @Flag(help: "With --record: also record the meeting as one file (DIR/ROOM-composite-UTCSTART.webm): everyone's video on a grid with their names, everyone's audio mixed.")
+    var composite = false
+    @Option(name: .customLong("composite-size"), help: "The composite's picture, WIDTHxHEIGHT.") var compositeSize = "1280x720"
     @Option(help: "Seconds to wait for recordings to finalize when quitting.") var finalizeTimeout: Double = 10
     @Option(help: "Receive jitterbuffer in milliseconds: lower starts pictures and recordings sooner, higher leaves more time to recover lost packets.")
     var latency = 200
@@ -81,6 +84,10 @@ struct Join: AsyncParsableCommand {
             throw ValidationError("--turn \(value): use turn:HOST:PORT or USER:PASSWORD@turn:HOST:PORT")
         }
         guard dimensions != nil else { throw ValidationError("--size must look like 1280x720") }
+        guard Self.dimensions(compositeSize) != nil else { throw ValidationError("--composite-size must look like 1280x720") }
+        if composite, record == nil {
+            throw ValidationError("--composite needs --record DIR: the folder the meeting's file goes to")
+        }
         guard (0...5000).contains(latency) else { throw ValidationError("--latency must be 0…5000 ms") }
         if (tlsCert == nil) != (tlsKey == nil) {
             throw ValidationError("--tls-cert and --tls-key go together: the certificate and its private key")
@@ -115,8 +122,11 @@ struct Join: AsyncParsableCommand {
         return low...high
     }
 
-    private var dimensions: (width: Int, height: Int)? {
-        let parts = size.lowercased().split(separator: "x").compactMap { Int($0) }
+    private var dimensions: (width: Int, height: Int)? { Self.dimensions(size) }
+
+    /// `WIDTHxHEIGHT`, each 16…7680.
+    static func dimensions(_ text: String) -> (width: Int, height: Int)? {
+        let parts = text.lowercased().split(separator: "x").compactMap { Int($0) }
         guard parts.count == 2, parts.allSatisfy({ (16...7680).contains($0) }) else { return nil }
         return (parts[0], parts[1])
     }
@@ -156,6 +166,13 @@ struct Join: AsyncParsableCommand {
         options.audio = audio
         options.recordDirectory = record.map { URL(fileURLWithPath: $0, isDirectory: true) }
         options.recordFromStart = record != nil
+        options.composite = composite
+        if let size = Self.dimensions(compositeSize) {
+            options.compositeOptions.width = size.width
+            options.compositeOptions.height = size.height
+        }
+        // The mixers wait for the jitterbuffer's latency and a margin for decoding.
+        options.compositeOptions.latency = .milliseconds(latency + 200)
         if let device { options.sourceParameters["device"] = device }
         if let display { options.sourceParameters["display"] = display }
         options.pipelinesDirectory = pipelines.map { URL(fileURLWithPath: $0, isDirectory: true) }

@@ -13,13 +13,15 @@ struct GatewayCommandTests {
         #expect(try GatewayCommand.parse("audio unmute") == .mute(false))
         #expect(try GatewayCommand.parse("record start") == .record(true))
         #expect(try GatewayCommand.parse("record stop") == .record(false))
+        #expect(try GatewayCommand.parse("record start composite") == .composite(true))
+        #expect(try GatewayCommand.parse("Record Stop Composite") == .composite(false))
         #expect(try GatewayCommand.parse("status") == .status)
         #expect(try GatewayCommand.parse("quit") == .quit)
     }
 
     @Test("a wrong command says what is accepted")
     func rejects() {
-        for line in ["", "dance", "video", "record pause", "status now"] {
+        for line in ["", "dance", "video", "record pause", "record start grid", "status now"] {
             #expect {
                 try GatewayCommand.parse(line)
             } throws: { error in

@@ -30,6 +30,8 @@ public actor Call {
     var memberNames: [String: String] = [:]
     private var inRoom = false
     private var stopped = false
+    /// What this gateway sends, as `media-state` tells the room (nil: never said).
+    private var ownMediaState: MediaState?
     /// Offers sent in this call (a track swap must not add any).
     public private(set) var offersSent = 0
     /// Numbers the peers of every Call in the process: their elements' names must differ within a pipeline,
@@ -45,6 +47,13 @@ public actor Call {
         client = SignalingClient(url: configuration.serverURL, name: configuration.name, token: configuration.token,
                                  backoff: configuration.reconnectBackoff, trust: configuration.serverTrust, logger: logger)
         (events, eventSink) = AsyncStream.makeStream(of: CallEvent.self)
+    }
+
+    /// Tells the room which of our media are on (`media-state`), now and to everyone who joins later.
+    public func announceMediaState(_ state: MediaState) {
+        guard state != ownMediaState else { return }
+        ownMediaState = state
+        if inRoom { client.send(.mediaState(state)) }
     }
 
     /// Connects, joins the room and takes part until `leave()`; reconnects and rejoins when the socket drops.
@@ -117,6 +126,7 @@ public actor Call {
             inRoom = true
             selfID = me.id
             memberNames = Dictionary(peers.map { ($0.id, $0.name) }, uniquingKeysWith: { _, last in last })
+            if let ownMediaState { client.send(.mediaState(ownMediaState)) }
             if configuration.relay { publishOwnTracks(as: me.id) }
             eventSink.yield(.joined(selfID: me.id, participants: peers))
             if !configuration.relay {
@@ -146,6 +156,8 @@ public actor Call {
         case .userJoined(let from, let name, _):
             logger.debug("user-joined: \(name) (\(from))")
             memberNames[from] = name
+            // The newcomer learns what we send, as pages tell each other (a camera that is off shows so).
+            if let ownMediaState { client.send(.mediaState(ownMediaState)) }
             // In a relay room only the relay connects to us; the newcomer's media may already be mapped.
             guard relayMembership == nil else {
                 attributeRelayedTracks()
@@ -207,7 +219,9 @@ public actor Call {
         case .error(let code, let text):
             logger.warning("server error \(code.rawValue): \(text)")
             eventSink.yield(.problem("the server said \(code.rawValue): \(text)"))
-        case .mediaState, .onlineUsers, .incomingCall, .callAccepted, .callRejected, .hangup, .welcome:
+        case .mediaState(let from, let state):
+            eventSink.yield(.mediaState(participant: from, state))
+        case .onlineUsers, .incomingCall, .callAccepted, .callRejected, .hangup, .welcome:
             break
         }
     }

@@ -44,6 +44,8 @@ public enum CallEvent: Sendable {
     case connectionState(participant: String, PeerConnectionState)
     /// Media from a participant: attach a consumer to it (a recorder) or leave it (its data is dropped).
     case remoteTrack(participant: String, name: String, track: ReceivedTrack)
+    /// A participant said which of their media are on (`media-state`).
+    case mediaState(participant: String, MediaState)
     case offerSent(to: String)
     case signalingLost(reason: String)
     /// Signaling stopped for good (the server's certificate is not trusted): the user must change something.

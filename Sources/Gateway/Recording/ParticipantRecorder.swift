@@ -280,15 +280,9 @@ public actor ParticipantRecorder {
         shared.detach()
         for branch in branches where !branch.retired { branch.detach() }
         var finalized = false
-        if gateOpen, shared.failure == nil, shared.hasMedia, let sinkPad = sink.staticPad("sink") {
-            let endOfStream = OneShot()
-            let token = sinkPad.addProbe(.eventDownstream) { info in
-                if info.event?.isEndOfStream == true { endOfStream.succeed() }
-                return .ok
-            }
-            for branch in branches where branch.muxPad != nil && !branch.retired { branch.input.sendEvent(.endOfStream) }
-            finalized = (try? await endOfStream.wait(timeout: options.finalizeTimeout, what: "the end of the file")) != nil
-            if let token { sinkPad.removeProbe(token) }
+        if gateOpen, shared.failure == nil, shared.hasMedia {
+            let inputs = branches.filter { $0.muxPad != nil && !$0.retired }.map(\.input)
+            finalized = await WebMFormat.finalize(endingAt: sink, sendingEndOfStreamTo: inputs, timeout: options.finalizeTimeout)
             if !finalized {
                 shared.note("the file was not finalized within \(options.finalizeTimeout): it plays but cannot seek; run vcall-gateway repair \(file.path)")
                 logger.warning("EOS did not reach \(file.lastPathComponent) within \(options.finalizeTimeout)")
@@ -307,7 +301,7 @@ public actor ParticipantRecorder {
             logger.warning("no media from \(participantID) reached the recording; \(file.lastPathComponent) removed")
         } else {
             do {
-                try report.json().write(to: reportFile, options: .atomic)
+                try report.write(beside: file)
             } catch {
                 shared.note("cannot write \(reportFile.path): \(error.localizedDescription)")
                 logger.error("cannot write \(reportFile.path): \(error.localizedDescription)")

@@ -13,6 +13,11 @@ import WebRTC
 /// - Input passes only while `shared.admitsInput(kind)`: after a failure or a detach nothing more enters,
 ///   so nothing follows the EOS and no flow error reaches the track.
 struct RecorderBranch {
+    /// How long a recording's first attachment to a track keeps the track's held data back, so that
+    /// the participant's own recording and the composite, starting together, both begin with the
+    /// keyframe the participant sent as the connection came up (see `ReceivedTrack.attach`).
+    static let gathering: Duration = .milliseconds(200)
+
     let track: ReceivedTrack
     var kind: MediaKind { track.kind }
     /// The queue's sink pad: where EOS is sent to end the branch.
@@ -51,7 +56,7 @@ struct RecorderBranch {
         self.input = input
         self.output = output
         self.elements = elements
-        attachment = try track.attach(input)
+        attachment = try track.attach(input, gathering: Self.gathering)
     }
 
     /// Links the branch's output to a new pad of `mux`, counting what passes into `shared`.

@@ -48,6 +48,21 @@ public struct RecordingReport: Codable, Sendable, Equatable {
     public var finalizedCleanly: Bool
     /// What went wrong, for the user.
     public var error: String?
+    /// A composite's participants, in order of arrival (nil in a participant's own report).
+    public var participants: [Participant]?
+    /// Composite frames the encoder could not keep up with and skipped (a composite only).
+    public var framesDropped: Int?
+
+    /// Someone in a composite recording.
+    public struct Participant: Codable, Sendable, Equatable {
+        public var id: String
+        public var name: String
+
+        public init(id: String, name: String) {
+            self.id = id
+            self.name = name
+        }
+    }
 
     /// The JSON the gateway writes: ISO 8601 dates, sorted keys, pretty-printed.
     public func json() throws -> Data {
@@ -62,6 +77,11 @@ public struct RecordingReport: Codable, Sendable, Equatable {
         let decoder = JSONDecoder()
         decoder.dateDecodingStrategy = .iso8601
         return try decoder.decode(RecordingReport.self, from: Data(contentsOf: url))
+    }
+
+    /// Writes the report next to its recording (`NAME.webm` → `NAME.json`), atomically.
+    public func write(beside file: URL) throws {
+        try json().write(to: Self.url(for: file), options: .atomic)
     }
 
     /// The report's path for a recording file: the same name with `.json`.

@@ -45,3 +45,21 @@ public enum WebMFormat {
         return "filesink location=\(quoted) " + sinkProperties.map { "\($0.name)=\($0.value)" }.joined(separator: " ")
     }
 }
+
+extension WebMFormat {
+    /// Ends a file: sends EOS into each of `inputs` and waits (up to `timeout`) for it to reach `sink`,
+    /// the filesink, by then webmmux has written the duration and the seek index. False on timeout:
+    /// the file plays but cannot seek until `vcall-gateway repair`.
+    static func finalize(endingAt sink: Element, sendingEndOfStreamTo inputs: [Pad], timeout: Duration) async -> Bool {
+        guard let sinkPad = sink.staticPad("sink") else { return false }
+        let endOfStream = OneShot()
+        let token = sinkPad.addProbe(.eventDownstream) { info in
+            if info.event?.isEndOfStream == true { endOfStream.succeed() }
+            return .ok
+        }
+        for input in inputs { _ = input.sendEvent(.endOfStream) }
+        let finalized = (try? await endOfStream.wait(timeout: timeout, what: "the end of the file")) != nil
+        if let token { sinkPad.removeProbe(token) }
+        return finalized
+    }
+}

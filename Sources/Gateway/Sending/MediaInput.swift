@@ -157,11 +157,7 @@ public final class MediaInput: Sendable {
             try scale.set("add-borders", true)
             let caps = try make("capsfilter", "caps")
             // Every field fixed: a swap to a source of another size, format or colour space changes nothing downstream.
-            try caps.set("caps", value: .caps(try Caps("""
-                video/x-raw,format=I420,width=\(options.width),height=\(options.height),framerate=\(options.framerate)/1,\
-                pixel-aspect-ratio=1/1,interlace-mode=progressive,colorimetry=bt601,chroma-site=jpeg,\
-                multiview-mode=mono,multiview-flags=(GstVideoMultiviewFlagsSet)0:ffffffff
-                """)))
+            try caps.set("caps", value: .caps(try fixedVideoCaps(width: options.width, height: options.height, framerate: options.framerate)))
             // The encoder runs on its own thread; if it falls behind, old raw frames are dropped, not queued.
             let queue = try Element.leakyQueue(name: "\(name)-queue", maxBuffers: 2)
             let encoder = try make("vp8enc", "encoder")
@@ -454,4 +450,15 @@ public final class MediaInput: Sendable {
         _ = try? old.bin.setState(.null)
         try? pipeline.remove(old.bin)
     }
+}
+
+/// Raw video caps with every field fixed (size, rate, format, colour space, …): whatever the source or
+/// the mix changes upstream, an encoder behind them never sees new caps, and a muxer never has to
+/// refuse a caps change (webmmux cannot take one).
+func fixedVideoCaps(width: Int, height: Int, framerate: Int) throws(GStreamerError) -> Caps {
+    try Caps("""
+        video/x-raw,format=I420,width=\(width),height=\(height),framerate=\(framerate)/1,\
+        pixel-aspect-ratio=1/1,interlace-mode=progressive,colorimetry=bt601,chroma-site=jpeg,\
+        multiview-mode=mono,multiview-flags=(GstVideoMultiviewFlagsSet)0:ffffffff
+        """)
 }

@@ -6,15 +6,17 @@ public enum GatewayCommand: Equatable, Sendable {
     case audio(String)
     /// `audio mute` / `audio unmute`.
     case mute(Bool)
-    /// `record start` / `record stop`.
+    /// `record start` / `record stop`: every participant's own file.
     case record(Bool)
+    /// `record start composite` / `record stop composite`: the meeting as one file.
+    case composite(Bool)
     case status
     case quit
     case help
 
     public static let usage = """
         commands: video camera|screen|test|none|FILE.pipeline · audio mic|test|none|mute|unmute · \
-        record start|stop · status · help · quit
+        record start|stop [composite] · status · help · quit
         """
 
     /// Built-in names are case-insensitive; a path is kept as typed.
@@ -34,6 +36,8 @@ public enum GatewayCommand: Equatable, Sendable {
         case ("audio", _?): return .audio(sourceName(argument!))
         case ("record", "start"): return .record(true)
         case ("record", "stop"): return .record(false)
+        case ("record", "start composite"): return .composite(true)
+        case ("record", "stop composite"): return .composite(false)
         case ("status", nil): return .status
         case ("quit", nil), ("exit", nil): return .quit
         case ("help", _), ("?", _): return .help

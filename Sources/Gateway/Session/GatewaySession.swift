@@ -16,6 +16,10 @@ public struct GatewayOptions: Sendable {
     public var recordDirectory: URL?
     /// Start recording everyone as soon as they send media.
     public var recordFromStart = false
+    /// Record the meeting as one file too (`--composite`), from the start with `recordFromStart`.
+    public var composite = false
+    /// The composite's size, rate and encoder settings.
+    public var compositeOptions = CompositeRecorder.Options()
     /// Values for the sources' `${…}` parameters (device, display, …).
     public var sourceParameters: [String: String] = [:]
     public var pipelinesDirectory: URL?
@@ -53,6 +57,9 @@ public actor GatewaySession {
     /// quitting waits for them too, or their file would lose its end and its report.
     private var finalizing: [ObjectIdentifier: ParticipantRecorder] = [:]
     private var finished: [RecordingReport] = []
+    private var composite: CompositeRecorder?
+    /// The latest media-state of each participant, for a composite started later.
+    private var mediaStates: [String: MediaState] = [:]
     private var busWatch: Task<Void, Never>?
     private var stopped = false
     /// Why signaling stopped for good, if it did (see `CallEvent.signalingFailed`).
@@ -65,7 +72,7 @@ public actor GatewaySession {
         self.options = options
         self.logger = logger
         recording = options.recordFromStart
-        if options.recordFromStart, options.recordDirectory == nil {
+        if options.recordFromStart || options.composite, options.recordDirectory == nil {
             throw GatewayError.usage("recording needs a folder: --record DIR")
         }
         let pipeline = try Pipeline(name: "vcall-call")
@@ -93,6 +100,14 @@ public actor GatewaySession {
         watchBus()
         // Before joining, so the first participant's negotiation does not load plugins on the way.
         await WebRTCPeer.warmUp(udpPorts: options.call.udpPorts)
+        if options.composite, options.recordFromStart {
+            do {
+                _ = try await startComposite()
+            } catch {
+                logger.error("\(error)")
+            }
+        }
+        await call.announceMediaState(ownMediaState)
         async let taking: Void = call.run()
         for await event in call.events {
             await handle(event)
@@ -109,9 +124,15 @@ public actor GatewaySession {
             logger.debug("receiving \(track) from \(name)")
             // A recorder picks up the participant's later tracks by itself (it subscribes to them).
             if recording { await record(participant) }
+            if let composite { await addToComposite(tracks, composite) }
         case .participantLeft(let participant, _):
             await stopRecording(participant)
+            await composite?.remove(participantID: participant)
             received.removeValue(forKey: participant)
+            mediaStates.removeValue(forKey: participant)
+        case .mediaState(let participant, let state):
+            mediaStates[participant] = state
+            await composite?.setMediaState(state, of: participant)
         case .connectionState(let participant, let state):
             // A new peer decodes nothing until a keyframe: make one now rather than at the next interval
             // (or after its PLI's round trip), so its first picture and its recording start at once.
@@ -136,14 +157,17 @@ public actor GatewaySession {
             case .video(let source):
                 guard let video else { return "video is off for this call (started with --video none); restart with a video source" }
                 try await video.swap(to: source, parameters: options.sourceParameters)
+                await call.announceMediaState(ownMediaState)
                 return "video: \(video.currentSource)"
             case .audio(let source):
                 guard let audio else { return "audio is off for this call (started with --audio none); restart with an audio source" }
                 try await audio.swap(to: source, parameters: options.sourceParameters)
+                await call.announceMediaState(ownMediaState)
                 return "audio: \(audio.currentSource)"
             case .mute(let muted):
                 guard let audio else { return "audio is off for this call" }
                 try audio.mute(muted)
+                await call.announceMediaState(ownMediaState)
                 return muted ? "audio muted" : "audio unmuted"
             case .record(true):
                 guard let directory = options.recordDirectory else { return "no recording folder: start the gateway with --record DIR" }
@@ -156,6 +180,15 @@ public actor GatewaySession {
                 let count = recorders.count
                 for participant in Array(recorders.keys) { await stopRecording(participant) }
                 return "recording stopped; \(count) file(s) finalized"
+            case .composite(true):
+                guard options.recordDirectory != nil else { return "no recording folder: start the gateway with --record DIR" }
+                if let composite { return "already recording the composite to \(composite.file.path)" }
+                let started = try await startComposite()
+                return "recording the composite to \(started.file.path)"
+            case .composite(false):
+                guard composite != nil else { return "no composite recording to stop" }
+                let report = await stopComposite()
+                return "composite stopped: \(report.file), \(String(format: "%.1f", report.duration)) s"
             case .status:
                 return Self.describe(await status())
             case .help:
@@ -166,6 +199,15 @@ public actor GatewaySession {
         } catch {
             return "\(error)"
         }
+    }
+
+    /// What this gateway sends, for `media-state`: `none` (black frames or silence, sent so that nobody
+    /// renegotiates) counts as off, and so does muted audio; the `screen` source is a shared screen.
+    private var ownMediaState: MediaState {
+        let videoSource = video?.currentSource
+        let audioOn = audio.map { $0.currentSource != "none" && !$0.isMuted } ?? false
+        return MediaState(audio: audioOn, video: videoSource.map { $0 != "none" && $0 != "screen" } ?? false,
+                          screen: videoSource == "screen")
     }
 
     // MARK: Recording
@@ -191,6 +233,33 @@ public actor GatewaySession {
         } catch {
             logger.error("cannot record \(tracks.displayName): \(error)")
         }
+    }
+
+    /// Starts the composite recording with everyone already in the call.
+    private func startComposite() async throws -> CompositeRecorder {
+        guard let directory = options.recordDirectory else { throw GatewayError.usage("recording needs a folder: --record DIR") }
+        let started = try CompositeRecorder(pipeline: pipeline, directory: directory, room: options.call.room,
+                                            options: options.compositeOptions, logger: logger)
+        await started.watchForFailures()
+        composite = started
+        for tracks in received.values.sorted(by: { $0.participantID < $1.participantID }) { await addToComposite(tracks, started) }
+        return started
+    }
+
+    private func addToComposite(_ tracks: ParticipantTracks, _ composite: CompositeRecorder) async {
+        await composite.add(tracks)
+        if let state = mediaStates[tracks.participantID] { await composite.setMediaState(state, of: tracks.participantID) }
+    }
+
+    private func stopComposite() async -> RecordingReport {
+        guard let composite else { preconditionFailure("stopComposite without a composite") }
+        let report = await composite.stop()
+        self.composite = nil
+        if report.videoFrames + report.audioPackets > 0 {
+            finished.append(report)
+            logger.info("finalized \(report.file): \(String(format: "%.1f", report.duration)) s, \(report.videoFrames) video frames, \(report.framesDropped ?? 0) composite frames dropped\(report.finalizedCleanly ? "" : "; not finalized: run vcall-gateway repair \(composite.file.path)")")
+        }
+        return report
     }
 
     /// Finalizes the participant's recording (bounded by the recorder's finalize timeout).
@@ -247,6 +316,7 @@ public actor GatewaySession {
             for participant in recorders.keys { group.addTask { await self.stopRecording(participant) } }
             // Already stopping: `stop()` is shared, so this waits for the same finalization.
             for recorder in finalizing.values { group.addTask { await recorder.stop() } }
+            if composite != nil { group.addTask { _ = await self.stopComposite() } }
         }
         logger.debug("leaving: recordings finished after \(clock.now - started)")
         await call.leave()

@@ -1,0 +1,55 @@
+import Gateway
+import Testing
+
+@Suite("Composite layout")
+struct CompositeLayoutTests {
+    let layout = CompositeLayout(width: 1280, height: 720)
+
+    @Test("the grid grows 1, 2 side by side, 2×2, 3×2, 3×3, 4×3 as people come")
+    func gridSizes() {
+        let grids = [1, 2, 3, 4, 5, 6, 7, 9, 10, 12].map { CompositeLayout.grid(count: $0) }
+        #expect(grids.map(\.columns) == [1, 2, 2, 2, 3, 3, 3, 3, 4, 4])
+        #expect(grids.map(\.rows) == [1, 1, 2, 2, 2, 2, 3, 3, 3, 3])
+    }
+
+    @Test("cells never overlap, stay inside the picture, are even, and a short last row is centred")
+    func cellsTile() {
+        for count in 1...12 {
+            let cells = layout.cells(count: count)
+            #expect(cells.count == count)
+            for (index, cell) in cells.enumerated() {
+                #expect(cell.x >= 0 && cell.y >= 0 && cell.x + cell.width <= 1280 && cell.y + cell.height <= 720, "\(count): \(cell)")
+                #expect(cell.x % 2 == 0 && cell.y % 2 == 0 && cell.width % 2 == 0 && cell.height % 2 == 0)
+                for other in cells[(index + 1)...] {
+                    let apart = cell.x + cell.width <= other.x || other.x + other.width <= cell.x
+                        || cell.y + cell.height <= other.y || other.y + other.height <= cell.y
+                    #expect(apart, "\(count): \(cell) overlaps \(other)")
+                }
+            }
+        }
+        // Three: two above, one centred below.
+        let three = layout.cells(count: 3)
+        #expect(three[2].x == (1280 - three[2].width) / 2 && three[2].y == 360)
+    }
+
+    @Test("a featured participant gets all but a fifth of the height; the others share the strip below")
+    func featured() {
+        let cells = layout.cells(count: 4, featured: 2)
+        #expect(cells[2] == CompositeLayout.Cell(x: 0, y: 0, width: 1280, height: 576))
+        for index in [0, 1, 3] {
+            #expect(cells[index].y == 576 && cells[index].height == 144 && cells[index].width == 256)
+        }
+        #expect(cells[0].x < cells[1].x && cells[1].x < cells[3].x)
+        // Alone, or featured out of range: the plain grid.
+        #expect(layout.cells(count: 1, featured: 0) == layout.cells(count: 1))
+        #expect(layout.cells(count: 2, featured: 5) == layout.cells(count: 2))
+    }
+
+    @Test("a picture keeps its aspect ratio inside its cell, centred")
+    func fitting() {
+        let cell = CompositeLayout.Cell(x: 0, y: 0, width: 640, height: 720)
+        #expect(cell.fitting(aspect: 16.0 / 9) == CompositeLayout.Cell(x: 0, y: 180, width: 640, height: 360))
+        let wide = CompositeLayout.Cell(x: 100, y: 0, width: 1280, height: 576)
+        #expect(wide.fitting(aspect: 4.0 / 3) == CompositeLayout.Cell(x: 356, y: 0, width: 768, height: 576))
+    }
+}
