@@ -14,9 +14,11 @@ import subprocess
 from pathlib import Path
 
 
-def flash_times(path: Path) -> list[float]:
+def flash_times(path: Path, crop: str | None = None) -> list[float]:
+    """Flash onsets; `crop` (ffmpeg's W:H:X:Y) looks at one part of the picture only (one cell of a composite)."""
+    filters = (f"crop={crop}," if crop else "") + "signalstats,metadata=print:key=lavfi.signalstats.YAVG"
     out = subprocess.run(["ffmpeg", "-v", "info", "-nostats", "-copyts", "-i", str(path), "-map", "0:v:0", "-vf",
-                          "signalstats,metadata=print:key=lavfi.signalstats.YAVG", "-f", "null", "-"],
+                          filters, "-f", "null", "-"],
                          capture_output=True, text=True, timeout=300).stderr
     frames = []
     time = None
@@ -45,11 +47,11 @@ def beep_times(path: Path) -> list[float]:
     return [float(t) for t in re.findall(r"silence_end: ([\d.]+)", out)]
 
 
-def offsets_ms(path: Path) -> list[float]:
+def offsets_ms(path: Path, crop: str | None = None) -> list[float]:
     """beep − flash for each flash with a beep within half a second of it, in milliseconds."""
     beeps = beep_times(path)
     result = []
-    for flash in flash_times(path):
+    for flash in flash_times(path, crop):
         nearest = min(beeps, key=lambda beep: abs(beep - flash), default=None)
         if nearest is not None and abs(nearest - flash) < 0.5:
             result.append((nearest - flash) * 1000)

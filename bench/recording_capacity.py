@@ -27,10 +27,23 @@ from av_offset import offsets_ms, summary
 from gateway_recording import REPO, Process, free_port, write_results
 
 
-def run(bins: Path, count: int, seconds: float, work: Path, env: dict[str, str] | None = None) -> dict:
-    """One N; `env` is added to the environment of the recorder and the senders."""
+def final_reports(record: Path) -> dict[str, dict]:
+    """The reports of the recordings that have ended, by display name (a recording writes a provisional
+    report, "not finalized", as it starts)."""
+    reports = {}
+    for path in record.glob("*.json"):
+        report = json.loads(path.read_text())
+        if not (report.get("error") or "").startswith("not finalized"):
+            reports[report["displayName"]] = report
+    return reports
+
+
+def run(bins: Path, count: int, seconds: float, work: Path, env: dict[str, str] | None = None,
+        recorder_args: tuple[str, ...] = (), label: str = "") -> dict:
+    """One N; `env` is added to the environment of the recorder and the senders, `recorder_args` to the
+    recorder's command line. The recordings stay in the returned row's `record` folder."""
     port = free_port()
-    record = work / f"rec-{count}"
+    record = work / f"rec-{count}{label}"
     server = Process(bins / "vcall-server", f"cap-server-{count}", ["--host", "127.0.0.1", "--port", str(port),
                                                                     "--data-dir", str(work / f"data-{count}"),
                                                                     "--room-capacity", str(count + 1)], work)
@@ -39,7 +52,7 @@ def run(bins: Path, count: int, seconds: float, work: Path, env: dict[str, str] 
         server.wait_for(r"Server started|listening", 30)
         recorder = Process(bins / "vcall-gateway", f"cap-recorder-{count}", [
             "--room", "capacity", "--name", "recorder", "--server", f"ws://127.0.0.1:{port}/ws",
-            "--record", str(record), "--video", "none", "--audio", "none"], work, env)
+            "--record", str(record), "--video", "none", "--audio", "none", *recorder_args], work, env)
         recorder.wait_for(r"joining room", 30)
         time.sleep(2)
         idle_rss, _ = recorder.memory_mb()
@@ -57,20 +70,21 @@ def run(bins: Path, count: int, seconds: float, work: Path, env: dict[str, str] 
         senders.process.wait(timeout=seconds + 120)
         sent = json.loads(result_file.read_text())
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and len(list(record.glob("*.json"))) < count:
+        while time.monotonic() < deadline and len(set(final_reports(record)) & set(sent["videoFramesSent"])) < count:
             time.sleep(0.2)
-        reports = {json.loads(p.read_text())["displayName"]: json.loads(p.read_text()) for p in record.glob("*.json")}
+        reports = final_reports(record)
         lost = 0
         for name, frames in sent["videoFramesSent"].items():
             recorded = reports.get(name, {}).get("videoFrames", 0)
             lost += max(0, frames - recorded)
         total_sent = sum(sent["videoFramesSent"].values())
-        return {"participants": count, "connected": sent["connected"], "files": len(reports),
+        return {"participants": count, "connected": sent["connected"], "files": len(set(reports) & set(sent["videoFramesSent"])),
+                "record": str(record), "sent_seconds": seconds,
                 "cpu_core_fraction": cpu, "cpu_per_participant": cpu / count,
                 "rss_mb": rss, "idle_rss_mb": idle_rss, "peak_rss_mb": peak, "rss_per_participant_mb": (peak - idle_rss) / count,
                 "frames_sent": total_sent, "frames_lost": lost,
                 "lost_fraction": lost / total_sent if total_sent else 1.0,
-                "av_offset": summary([o for f in record.glob("*.webm") for o in offsets_ms(f)])}
+                "av_offset": summary([o for f in record.glob("*.webm") if "-composite-" not in f.name for o in offsets_ms(f)])}
     finally:
         for process in (senders, recorder, server):
             if process:

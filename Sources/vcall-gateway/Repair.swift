@@ -35,7 +35,7 @@ struct Repair: AsyncParsableCommand {
                 }
                 let repaired = try await WebMRepair.repair(file, replacingOriginal: inPlace)
                 let after = try WebMRepair.inspect(repaired)
-                print("\(path): repaired → \(repaired.path) (\(String(format: "%.1f", after.duration ?? 0)) s, seekable)")
+                print("\(path): repaired → \(repaired.path) (\(String(format: "%.1f", after.duration ?? 0)) s, seekable; report \(RecordingReport.url(for: repaired).lastPathComponent))")
             } catch {
                 failures += 1
                 FileHandle.standardError.write(Data("\(path): cannot repair: \(error)\n".utf8))

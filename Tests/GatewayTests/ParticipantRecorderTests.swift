@@ -109,6 +109,36 @@ struct ParticipantRecorderTests {
         }
     }
 
+    @Test("a track of a new kind that arrives after the file began is handed over, and a new recorder takes both")
+    func lateTrackGoesToANewFile() async throws {
+        let directory = try TemporaryDirectory("late")
+        defer { directory.remove() }
+        let call = try await RecordingCall.start(name: "late", videoDelay: .seconds(3))
+        let late = Mutex<[MediaKind]>([])
+        let first = try await ParticipantRecorder.start(tracks: call.tracks, pipeline: call.receiver.pipeline, directory: directory.url,
+                                                        room: "r", expecting: [.audio], lateTrack: { track in
+                                                            late.withLock { $0.append(track.kind) }
+                                                        })
+        try await call.waitUntilConnected()
+        try await first.waitUntilRecording(timeout: .seconds(10))
+        let deadline = ContinuousClock.now + .seconds(10)
+        while late.withLock({ $0.isEmpty }), ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(50)) }
+        #expect(late.withLock { $0 } == [.video], "the late video was handed over")
+        // What GatewaySession.rollOver does: a new recorder with every track, then the old one ends.
+        let second = try await ParticipantRecorder.start(tracks: call.tracks, pipeline: call.receiver.pipeline, directory: directory.url,
+                                                         room: "r", expecting: [.audio, .video])
+        try await second.waitUntilRecording(timeout: .seconds(10))
+        let firstReport = await first.stop()
+        try await Task.sleep(for: .seconds(2))
+        let secondReport = await second.stop()
+        await call.close()
+        #expect(firstReport.videoFrames == 0 && firstReport.audioPackets > 100 && firstReport.finalizedCleanly)
+        #expect(secondReport.videoFrames > 30 && secondReport.audioPackets > 50 && secondReport.finalizedCleanly, "\(secondReport)")
+        let probed = try await ProbedFile.probe(second.file)
+        #expect(probed.codecs.sorted() == ["opus", "vp8"])
+        #expect(probed.videoFrames.first?.isKey == true, "the new file starts on a keyframe")
+    }
+
     @Test("stopping before any track arrived leaves no file and no report")
     func stopWithoutMedia() async throws {
         let directory = try TemporaryDirectory("empty")

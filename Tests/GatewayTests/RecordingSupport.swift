@@ -23,7 +23,9 @@ final class RecordingCall: Sendable {
         self.tracks = tracks
     }
 
-    static func start(name: String) async throws -> RecordingCall {
+    /// `videoDelay`: the receiver's video track joins `tracks` that much after it arrived, as a track
+    /// that comes late (a camera turned on during the call).
+    static func start(name: String, videoDelay: Duration? = nil) async throws -> RecordingCall {
         try GStreamer.initialize()
         let senderPipeline = try Pipeline(name: "\(name)-sender")
         let media = try TestMedia(pipeline: senderPipeline, prefix: name)
@@ -38,8 +40,8 @@ final class RecordingCall: Sendable {
         }
         try await sender.addTrack(.vp8, from: media.videoTee)
         try await sender.addTrack(.opus, from: media.audioTee)
-        call.watch(sender, other: receiver)
-        call.watch(receiver, other: sender)
+        call.watch(sender, other: receiver, videoDelay: nil)
+        call.watch(receiver, other: sender, videoDelay: videoDelay)
         let offer = try await sender.createOffer()
         try await sender.setLocalDescription(offer)
         try await receiver.setRemoteDescription(offer)
@@ -49,7 +51,7 @@ final class RecordingCall: Sendable {
         return call
     }
 
-    private func watch(_ peer: WebRTCPeer, other: WebRTCPeer) {
+    private func watch(_ peer: WebRTCPeer, other: WebRTCPeer, videoDelay: Duration?) {
         let isReceiver = peer === receiver
         let task = Task { [weak self, tracks] in
             for await event in peer.events {
@@ -57,7 +59,14 @@ final class RecordingCall: Sendable {
                 case .localCandidate(let candidate): try? await other.addICECandidate(candidate)
                 case .connectionState(.connected): self?.connected.store(true, ordering: .relaxed)
                 case .remoteTrack(let track) where isReceiver:
-                    tracks.add(track)
+                    if track.kind == .video, let videoDelay {
+                        Task {
+                            try? await Task.sleep(for: videoDelay)
+                            tracks.add(track)
+                        }
+                    } else {
+                        tracks.add(track)
+                    }
                 default: break
                 }
             }

@@ -187,6 +187,16 @@ def decodes_cleanly(path: Path) -> str:
     return "\n".join(errors)
 
 
+def finalized_report(recording: Path) -> dict | None:
+    """The recording's JSON report once the recording has ended (a recording writes a provisional one,
+    "not finalized", as it starts); None before."""
+    try:
+        report = json.loads(recording.with_suffix(".json").read_text())
+    except (OSError, ValueError):
+        return None
+    return None if (report.get("error") or "").startswith("not finalized") else report
+
+
 def recordings(directory: Path) -> list[Path]:
     return sorted(p for p in directory.glob("*.webm") if not p.name.endswith(".repaired.webm"))
 

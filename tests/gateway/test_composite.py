@@ -19,7 +19,7 @@ import pytest
 
 from app_harness import free_port
 from app_helpers import new_room_id
-from gateway_harness import LOGS, decodes_cleanly, ffprobe, video_packets
+from gateway_harness import LOGS, decodes_cleanly, ffprobe, run_gateway, video_packets
 
 WIDTH, HEIGHT = 1280, 720
 # name: (videotestsrc pattern, RGB it decodes to, tone in Hz)
@@ -209,3 +209,33 @@ def test_camera_off_shows_the_name_tile_and_a_shared_screen_gets_the_large_area(
     LOGS.mkdir(parents=True, exist_ok=True)
     subprocess.run(["ffmpeg", "-v", "error", "-y", "-ss", f"{min(bob_shares + 2, call - 0.5):.3f}", "-i", str(path),
                     "-frames:v", "1", str(LOGS / "composite-screen.png")], check=True, timeout=60)
+
+
+def test_a_killed_composite_plays_to_the_kill_and_repair_writes_its_report(gateways, record_dir):
+    """kill -9 mid-recording: the composite's report is still the provisional one (who, where, when; not
+    finalized); `vcall-gateway repair` makes a seekable copy that plays to within a second of the kill,
+    and writes its report, marked repaired."""
+    recorder = gateways("recorder", new_room_id(), "--record", str(record_dir), "--composite", "--video", "none",
+                        "--audio", "none", port=free_port())
+    join(gateways, recorder, "ada")
+    recorder.wait_for_log("first frames of ada")
+    start = time.monotonic()
+    time.sleep(6)
+    recorder.kill()
+    recorded = time.monotonic() - start
+
+    [path] = record_dir.glob("*-composite-*.webm")
+    provisional = json.loads(path.with_suffix(".json").read_text())
+    assert provisional["finalizedCleanly"] is False and provisional["error"].startswith("not finalized"), provisional
+    assert provisional["participantID"] == "composite" and provisional["room"] == recorder.room
+
+    repaired_run = run_gateway("repair", str(path))
+    assert repaired_run.returncode == 0, repaired_run.stdout + repaired_run.stderr
+    repaired = path.with_name(path.stem + ".repaired.webm")
+    duration = float(ffprobe(repaired)["format"]["duration"])
+    assert recorded - 1.0 <= duration <= recorded + 0.5, f"repaired {duration:.2f} s of {recorded:.2f} s recorded"
+    report = json.loads(repaired.with_suffix(".json").read_text())
+    assert report["repaired"] is True and report["finalizedCleanly"] is True and report["file"] == repaired.name
+    assert report["room"] == recorder.room and report["participantID"] == "composite"
+    assert report["videoCodec"] == "VP8" and report["audioCodec"] == "OPUS" and report["videoFrames"] > 25 * (recorded - 1)
+    assert abs(report["duration"] - duration) < 0.1

@@ -13,7 +13,7 @@ import pytest
 
 from app_harness import Users, free_port
 from app_helpers import assert_video_playing, join, new_room_id, peer_id_by_name, wait_connected
-from gateway_harness import Gateway, decodes_cleanly, ffprobe, recordings, video_packets
+from gateway_harness import Gateway, decodes_cleanly, ffprobe, finalized_report, recordings, video_packets
 
 
 @pytest.fixture
@@ -35,7 +35,7 @@ def wait_for_files(record_dir: Path, count: int, timeout: float = 10.0) -> list[
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         files = recordings(record_dir)
-        if len(files) == count and all(f.with_suffix(".json").exists() for f in files):
+        if len(files) == count and all(finalized_report(f) for f in files):
             return files
         time.sleep(0.1)
     raise AssertionError(f"{count} finalized recordings expected within {timeout}s, found {list(record_dir.iterdir())}")

@@ -199,6 +199,8 @@ public actor CompositeRecorder {
             throw GatewayError.recording("cannot start the composite recording into \(file.path): \(error); check the folder's permissions or use --record DIR elsewhere")
         }
         bus = pipeline.bus
+        try? RecordingReport.provisional(participantID: "composite", displayName: "composite", room: room, file: file, start: started)
+            .write(beside: file)
         logger.info("composite recording to \(file.path), \(layout.width)x\(layout.height) at \(options.framerate) fps")
     }
 
@@ -396,6 +398,7 @@ public actor CompositeRecorder {
         report.framesDropped = max(0, snapshot.framesAdmitted - snapshot.videoFrames)
         if !counts.hasStarted {
             try? FileManager.default.removeItem(at: file)
+            try? FileManager.default.removeItem(at: reportFile)
             logger.warning("nothing reached the composite; \(file.lastPathComponent) removed")
         } else {
             do {

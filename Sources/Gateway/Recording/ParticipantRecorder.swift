@@ -74,6 +74,7 @@ public actor ParticipantRecorder {
     private nonisolated let mux: Element
     private nonisolated let sink: Element
     private nonisolated let bus: Bus?
+    private nonisolated let lateTrack: @Sendable (ReceivedTrack) -> Void
 
     private var branches: [RecorderBranch] = []
     private var gateOpen = false
@@ -90,17 +91,23 @@ public actor ParticipantRecorder {
     /// Starts recording the participant of `tracks` into a new file in `directory` (made if missing), with
     /// its elements in `pipeline` (the one holding the tracks' peer). `expecting` names the kinds the remote
     /// description announced; recording waits for them (bounded).
+    ///
+    /// `lateTrack` is called when a track of a kind the file does not hold arrives after the file began
+    /// (a camera turned on later): webmmux cannot add a track to a started file, so the caller goes on in a
+    /// new file (`GatewaySession` starts one with every track, then finalizes this one).
     public static func start(tracks: ParticipantTracks, pipeline: Pipeline, directory: URL, room: String, expecting kinds: Set<MediaKind>,
-                             options: Options = Options(), logger: Logger = Logger(label: "vcall.recorder")) async throws -> ParticipantRecorder {
+                             options: Options = Options(), logger: Logger = Logger(label: "vcall.recorder"),
+                             lateTrack: @escaping @Sendable (ReceivedTrack) -> Void = { _ in }) async throws -> ParticipantRecorder {
         let recorder = try ParticipantRecorder(tracks: tracks, pipeline: pipeline, directory: directory, room: room, expecting: kinds,
-                                               options: options, logger: logger)
+                                               options: options, logger: logger, lateTrack: lateTrack)
         await recorder.begin()
         return recorder
     }
 
     private init(tracks: ParticipantTracks, pipeline: Pipeline, directory: URL, room: String, expecting kinds: Set<MediaKind>,
-                 options: Options, logger: Logger) throws {
+                 options: Options, logger: Logger, lateTrack: @escaping @Sendable (ReceivedTrack) -> Void) throws {
         try GStreamer.initialize()
+        self.lateTrack = lateTrack
         self.tracks = tracks
         self.pipeline = pipeline
         self.room = room
@@ -162,6 +169,8 @@ public actor ParticipantRecorder {
             guard !Task.isCancelled else { return }
             await self?.startTimeoutElapsed()
         }
+        try? RecordingReport.provisional(participantID: participantID, displayName: displayName, room: room, file: file, start: started)
+            .write(beside: file)
         logger.info("recording to \(file.path), waiting for \(expectedKinds.map(\.rawValue).sorted().joined(separator: " and "))")
     }
 
@@ -170,7 +179,13 @@ public actor ParticipantRecorder {
     private func attach(_ track: ReceivedTrack) {
         guard !stopping else { return }
         if gateOpen {
-            logger.warning("\(track) arrived after the recording started; webmmux cannot add a track to a file it has begun, so it is not recorded")
+            if branches.contains(where: { $0.kind == track.kind }) {
+                logger.warning("a second \(track.kind.rawValue) track (\(track)) is not recorded: a recording holds one of each kind")
+            } else {
+                // webmmux cannot add a track to a file it has begun: the caller goes on in a new file.
+                logger.info("\(track) arrived after \(file.lastPathComponent) began: it goes into a new file")
+                lateTrack(track)
+            }
             return
         }
         guard !branches.contains(where: { $0.kind == track.kind }) else {
@@ -298,6 +313,7 @@ public actor ParticipantRecorder {
         let report = makeReport(end: stopRequested, finalized: finalized)
         if report.videoFrames + report.audioPackets == 0 {
             try? FileManager.default.removeItem(at: file)
+            try? FileManager.default.removeItem(at: reportFile)
             logger.warning("no media from \(participantID) reached the recording; \(file.lastPathComponent) removed")
         } else {
             do {

@@ -52,6 +52,8 @@ public struct RecordingReport: Codable, Sendable, Equatable {
     public var participants: [Participant]?
     /// Composite frames the encoder could not keep up with and skipped (a composite only).
     public var framesDropped: Int?
+    /// True when `vcall-gateway repair` wrote this report, for a file cut off before it was finalized.
+    public var repaired: Bool?
 
     /// Someone in a composite recording.
     public struct Participant: Codable, Sendable, Equatable {
@@ -77,6 +79,16 @@ public struct RecordingReport: Codable, Sendable, Equatable {
         let decoder = JSONDecoder()
         decoder.dateDecodingStrategy = .iso8601
         return try decoder.decode(RecordingReport.self, from: Data(contentsOf: url))
+    }
+
+    /// What a recording's report says from its first moment until it is finalized: who, where and when,
+    /// and that the file is not finished. A recording cut off by `kill -9` keeps this one until
+    /// `vcall-gateway repair` writes the repaired file's report.
+    static func provisional(participantID: String, displayName: String, room: String, file: URL, start: Date) -> RecordingReport {
+        RecordingReport(participantID: participantID, displayName: displayName, room: room, file: file.lastPathComponent,
+                        start: start, end: start, duration: 0, videoCodec: nil, audioCodec: nil, videoFrames: 0, keyframes: 0,
+                        audioPackets: 0, videoGaps: [], bytes: 0, finalizedCleanly: false,
+                        error: "not finalized: still recording, or cut off (run vcall-gateway repair \(file.lastPathComponent))")
     }
 
     /// Writes the report next to its recording (`NAME.webm` → `NAME.json`), atomically.

@@ -93,8 +93,9 @@ public enum WebMRepair {
         let repaired = base.appendingPathExtension("repaired").appendingPathExtension("webm")
         let partial = repaired.appendingPathExtension("part")
         try? FileManager.default.removeItem(at: partial)
+        let counts: RemuxCounts
         do {
-            try await remux(file, into: partial, timeout: timeout)
+            counts = try await remux(file, into: partial, timeout: timeout)
         } catch {
             try? FileManager.default.removeItem(at: partial)
             throw error
@@ -110,10 +111,48 @@ public enum WebMRepair {
             try? FileManager.default.removeItem(at: partial)
             throw GatewayError.recording("cannot store the repaired copy of \(file.lastPathComponent) as \(destination.lastPathComponent): \(reason); check permissions in \(file.deletingLastPathComponent().path)")
         }
+        try writeReport(for: destination, repairing: file, counts: counts)
         return destination
     }
 
-    private static func remux(_ file: URL, into output: URL, timeout: Duration) async throws {
+    /// The repaired file's report, marked `repaired`: who, where and when from the original's report (the
+    /// one a recording writes as it starts) or, without one, from the file's name; the rest measured on
+    /// the repaired file.
+    private static func writeReport(for repaired: URL, repairing original: URL, counts: RemuxCounts) throws {
+        let attributes = try? FileManager.default.attributesOfItem(atPath: repaired.path)
+        let duration = (try? inspect(repaired))?.duration ?? 0
+        var report = (try? RecordingReport.read(from: RecordingReport.url(for: original)))
+            ?? RecordingReport.provisional(participantID: "", displayName: original.deletingPathExtension().lastPathComponent, room: "",
+                                           file: original, start: (attributes?[.creationDate] as? Date) ?? Date())
+        report.file = repaired.lastPathComponent
+        report.duration = duration
+        report.end = report.start.addingTimeInterval(duration)
+        report.videoCodec = counts.videoCodec
+        report.audioCodec = counts.audioCodec
+        report.videoFrames = counts.videoFrames
+        report.keyframes = counts.keyframes
+        report.audioPackets = counts.audioPackets
+        report.bytes = (attributes?[.size] as? Int) ?? 0
+        report.finalizedCleanly = true
+        report.repaired = true
+        report.error = nil
+        do {
+            try report.write(beside: repaired)
+        } catch {
+            throw GatewayError.recording("repaired \(repaired.lastPathComponent) but cannot write its report: \(error.localizedDescription)")
+        }
+    }
+
+    /// What the remux carried.
+    private struct RemuxCounts: Sendable {
+        var videoFrames = 0
+        var keyframes = 0
+        var audioPackets = 0
+        var videoCodec: String?
+        var audioCodec: String?
+    }
+
+    private static func remux(_ file: URL, into output: URL, timeout: Duration) async throws -> RemuxCounts {
         let pipeline = try Pipeline(name: "vcall-repair")
         let source = try Element(factory: "filesrc", name: "repair-src")
         try source.set("location", file.path)
@@ -128,6 +167,28 @@ public enum WebMRepair {
         try source.link(demux)
         try mux.link(sink)
         let linked = Mutex<Set<MediaKindName>>([])
+        let counts = Mutex(RemuxCounts())
+        queues[.video]!.staticPad("src")?.addProbe([.buffer, .eventDownstream]) { info in
+            counts.withLock { counts in
+                if let buffer = info.buffer {
+                    counts.videoFrames += 1
+                    if !buffer.isDeltaUnit { counts.keyframes += 1 }
+                } else if let name = info.event?.caps?.structure(at: 0)?.name {
+                    counts.videoCodec = name == "video/x-vp9" ? "VP9" : name == "video/x-vp8" ? "VP8" : name
+                }
+            }
+            return .ok
+        }
+        queues[.audio]!.staticPad("src")?.addProbe([.buffer, .eventDownstream]) { info in
+            counts.withLock { counts in
+                if info.buffer != nil {
+                    counts.audioPackets += 1
+                } else if let name = info.event?.caps?.structure(at: 0)?.name {
+                    counts.audioCodec = name == "audio/x-opus" ? "OPUS" : name
+                }
+            }
+            return .ok
+        }
         // matroskademux adds every track's pad before it pushes any data, so linking here (links only, no
         // state changes) gives webmmux all its pads before the headers are written.
         let connection = try demux.connect("pad-added") { arguments in
@@ -190,6 +251,7 @@ public enum WebMRepair {
         if linked.withLock({ $0.isEmpty }) {
             throw GatewayError.recording("\(file.lastPathComponent) holds no audio or video track that can be read")
         }
+        return counts.withLock { $0 }
     }
 
     private enum MediaKindName: Hashable, Sendable { case video, audio }

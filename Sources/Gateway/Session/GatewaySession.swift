@@ -220,7 +220,10 @@ public actor GatewaySession {
         let expected = announced.isEmpty ? Set(tracks.tracks.map(\.kind)) : announced
         do {
             let recorder = try await ParticipantRecorder.start(tracks: tracks, pipeline: pipeline, directory: directory,
-                                                               room: options.call.room, expecting: expected, logger: logger)
+                                                               room: options.call.room, expecting: expected, logger: logger,
+                                                               lateTrack: { [weak self] _ in
+                                                                   Task { await self?.rollOver(participant) }
+                                                               })
             recorders[participant] = recorder
             logger.info("recording \(tracks.displayName) to \(recorder.file.path)")
             let logger = self.logger
@@ -262,9 +265,21 @@ public actor GatewaySession {
         return report
     }
 
+    /// A track arrived that the participant's file cannot take: a new file starts with every track
+    /// (from the next keyframe), then the old one is finalized, so the two overlap rather than leave a gap.
+    private func rollOver(_ participant: String) async {
+        guard recording, let old = recorders.removeValue(forKey: participant) else { return }
+        await record(participant)
+        await finalize(old)
+    }
+
     /// Finalizes the participant's recording (bounded by the recorder's finalize timeout).
     private func stopRecording(_ participant: String) async {
         guard let recorder = recorders.removeValue(forKey: participant) else { return }
+        await finalize(recorder)
+    }
+
+    private func finalize(_ recorder: ParticipantRecorder) async {
         finalizing[ObjectIdentifier(recorder)] = recorder
         let report = await recorder.stop()
         finalizing[ObjectIdentifier(recorder)] = nil
