@@ -9,9 +9,10 @@ second) a recorder gateway records the call twice, without and with --composite 
 - composite frames dropped (from its report) and frames in it against 30 fps over its duration;
 - the A/V offset in the composite file: flash onsets in the first participant's cell against beep onsets
   in the mixed audio (every sender flashes and beeps at the same instant);
-- the floor: a bare gst-launch-1.0 pipeline compositing N live 1280x720 test streams, already decoded,
-  into the same grid and encoding it with the same VP8 settings, over the same time; what the live call
-  adds over compositing itself is the first figure minus this one.
+- the floor: a bare gst-launch-1.0 pipeline compositing N live raw test pictures (made at their cell's
+  size: nothing to decode or scale) into the same grid and encoding it with the same VP8 settings, over
+  the same time; what the live call adds over compositing itself (decoding, scaling, labels, name tiles,
+  the gates) is the first figure minus this one.
 
     swift build -c release
     scripts/netns-run .venv/bin/python bench/composite.py --counts 2,4,6,9 --seconds 30
@@ -59,8 +60,9 @@ def grid(count: int) -> list[tuple[int, int, int, int]]:
 def floor_cpu(count: int, seconds: float) -> float:
     """CPU (fraction of a core) of gst-launch-1.0 compositing `count` decoded live test streams into the
     composite's grid and encoding it as the gateway does (CompositeRecorder's vp8enc settings)."""
-    sources = [f"videotestsrc is-live=true pattern=ball ! video/x-raw,format=I420,width={WIDTH},height={HEIGHT},framerate={FPS}/1 "
-               f"! videoscale ! video/x-raw,width={w},height={h} ! mix.sink_{index}"
+    # Raw pictures made at their cell's size: the floor is compositing and encoding alone.
+    sources = [f"videotestsrc is-live=true pattern=ball ! video/x-raw,format=I420,width={w},height={h},framerate={FPS}/1 "
+               f"! mix.sink_{index}"
                for index, (x, y, w, h) in enumerate(grid(count))]
     pads = " ".join(f"sink_{i}::xpos={x} sink_{i}::ypos={y} sink_{i}::width={w} sink_{i}::height={h}"
                     for i, (x, y, w, h) in enumerate(grid(count)))

@@ -411,6 +411,9 @@ public actor CompositeRecorder {
         return report
     }
 
+    /// Stopped, or ended by a failure of its own.
+    public var hasEnded: Bool { stopTask != nil }
+
     /// A snapshot for `status`.
     public func status() -> (file: URL, participants: Int, videoFrames: Int, started: Bool) {
         let snapshot = counts.snapshot()

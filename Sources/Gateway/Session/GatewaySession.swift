@@ -182,7 +182,10 @@ public actor GatewaySession {
                 return "recording stopped; \(count) file(s) finalized"
             case .composite(true):
                 guard options.recordDirectory != nil else { return "no recording folder: start the gateway with --record DIR" }
-                if let composite { return "already recording the composite to \(composite.file.path)" }
+                if let composite {
+                    guard await composite.hasEnded else { return "already recording the composite to \(composite.file.path)" }
+                    _ = await stopComposite()   // it failed by itself: its report is kept, and a new one starts
+                }
                 let started = try await startComposite()
                 return "recording the composite to \(started.file.path)"
             case .composite(false):
