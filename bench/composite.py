@@ -37,6 +37,8 @@ from recording_capacity import run
 
 WIDTH, HEIGHT, FPS = 1280, 720, 30
 GOAL_CORE = 1.0
+# The composite's colour space (CompositeRecorder.pictureCaps): nothing to convert.
+COLOUR = "colorimetry=bt709,chroma-site=mpeg2"
 
 
 def grid(count: int) -> list[tuple[int, int, int, int]]:
@@ -61,13 +63,13 @@ def floor_cpu(count: int, seconds: float) -> float:
     """CPU (fraction of a core) of gst-launch-1.0 compositing `count` decoded live test streams into the
     composite's grid and encoding it as the gateway does (CompositeRecorder's vp8enc settings)."""
     # Raw pictures made at their cell's size: the floor is compositing and encoding alone.
-    sources = [f"videotestsrc is-live=true pattern=ball ! video/x-raw,format=I420,width={w},height={h},framerate={FPS}/1 "
+    sources = [f"videotestsrc is-live=true pattern=ball ! video/x-raw,format=I420,width={w},height={h},framerate={FPS}/1,{COLOUR} "
                f"! mix.sink_{index}"
                for index, (x, y, w, h) in enumerate(grid(count))]
     pads = " ".join(f"sink_{i}::xpos={x} sink_{i}::ypos={y} sink_{i}::width={w} sink_{i}::height={h}"
                     for i, (x, y, w, h) in enumerate(grid(count)))
     description = (f"compositor name=mix background=black start-time-selection=first {pads} "
-                   f"! video/x-raw,format=I420,width={WIDTH},height={HEIGHT},framerate={FPS}/1 "
+                   f"! video/x-raw,format=I420,width={WIDTH},height={HEIGHT},framerate={FPS}/1,{COLOUR} "
                    "! queue leaky=downstream max-size-buffers=3 "
                    "! vp8enc deadline=1 cpu-used=8 end-usage=vbr target-bitrate=2500000 keyframe-max-dist=60 lag-in-frames=0 threads=1 "
                    "! fakesink sync=false " + " ".join(sources))
@@ -90,9 +92,10 @@ def cpu_seconds(pid: int) -> float:
 
 
 def first_cell_crop(count: int) -> str:
-    """A 64×64 square in the middle of the first participant's picture (ffmpeg crop W:H:X:Y)."""
+    """The first participant's picture (ffmpeg crop W:H:X:Y): its mean luma jumps with their white flash
+    frame, whatever the rest of the picture does."""
     x, y, w, h = grid(count)[0]
-    return f"64:64:{x + w // 2 - 32}:{y + h // 2 - 32}"
+    return f"{w}:{h}:{x}:{y}"
 
 
 def main() -> None:

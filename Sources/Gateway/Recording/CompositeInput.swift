@@ -60,12 +60,13 @@ final class CompositeInput: @unchecked Sendable {
         try source.set("pattern", "solid-color")
         try source.set("foreground-color", UInt(Self.tileColor(for: participantID)))
         let caps = try Element(factory: "capsfilter", name: "\(prefix)-tile-caps")
-        try caps.set("caps", value: .caps(try Self.cellCaps(cell, framerate: "5/1")))
+        // One size for good: the compositor scales the tile into its cell, so a re-flow renegotiates nothing here.
+        try caps.set("caps", value: .caps(try Self.cellCaps(Self.tileSize, framerate: 5)))
         let text = try Element(factory: "textoverlay", name: "\(prefix)-tile-text")
         try text.set("text", displayName.isEmpty ? participantID : displayName)
         try text.set("valignment", "center")
         try text.set("halignment", "center")
-        try text.set("font-desc", Self.tileFont(cell))
+        try text.set("font-desc", Self.font(pixels: Self.tileSize.height / 6, frameWidth: Self.tileSize.width))
         try text.set("shaded-background", false)
         try text.set("wait-text", false)
         let elements = [source, caps, text]
@@ -153,14 +154,12 @@ final class CompositeInput: @unchecked Sendable {
         return pad
     }
 
-    /// Moves the participant to `cell`: the scaler and the tile make pictures of its size, and the
-    /// compositor places them there (and scales, keeping the aspect ratio, until the new size arrives).
+    /// Moves the participant to `cell`: the scaler makes pictures of its size, and the compositor places
+    /// them there (and scales, keeping the aspect ratio, until the new size arrives), and the tile too.
     func move(to cell: CompositeLayout.Cell, pictureAspect aspect: Double? = nil) {
         guard cell != self.cell || (aspect != nil && aspect != pictureAspect) else { return }
         self.cell = cell
         if let aspect { pictureAspect = aspect }
-        try? tile.caps.set("caps", value: .caps(try? Self.cellCaps(cell, framerate: "5/1")))
-        try? tile.text.set("font-desc", Self.tileFont(cell))
         try? Self.place(tile.pad, cell: cell, zorder: 1, alpha: showsPicture ? 0 : 1)
         if let video {
             try? video.caps.set("caps", value: .caps(try? Self.cellCaps(picture, framerate: nil)))
@@ -209,9 +208,8 @@ final class CompositeInput: @unchecked Sendable {
         try pad.set("sizing-policy", "keep-aspect-ratio")
     }
 
-    private static func cellCaps(_ cell: CompositeLayout.Cell, framerate: String?) throws(GStreamerError) -> Caps {
-        try Caps("video/x-raw,format=I420,width=\(cell.width),height=\(cell.height),pixel-aspect-ratio=1/1"
-                 + (framerate.map { ",framerate=\($0)" } ?? ""))
+    private static func cellCaps(_ cell: CompositeLayout.Cell, framerate: Int?) throws(GStreamerError) -> Caps {
+        try CompositeRecorder.pictureCaps(width: cell.width, height: cell.height, framerate: framerate)
     }
 
     /// A font whose letters are about `pixels` tall on a frame `frameWidth` wide: textoverlay scales its
@@ -224,10 +222,8 @@ final class CompositeInput: @unchecked Sendable {
     private static func labelFont(_ picture: CompositeLayout.Cell) -> String {
         font(pixels: min(32, max(14, picture.height / 14)), frameWidth: picture.width)
     }
-    /// The name on a tile: large.
-    private static func tileFont(_ cell: CompositeLayout.Cell) -> String {
-        font(pixels: min(64, max(16, cell.height / 6)), frameWidth: cell.width)
-    }
+    /// The name tile's own picture (16:9, scaled into the cell by the compositor).
+    private static let tileSize = CompositeLayout.Cell(x: 0, y: 0, width: 320, height: 180)
 
     /// A dark colour of the participant's own (ARGB), so that neighbouring tiles differ.
     static func tileColor(for participantID: String) -> UInt32 {

@@ -58,6 +58,12 @@ public actor CompositeRecorder {
 
     static let audioCaps = "audio/x-raw,format=S16LE,layout=interleaved,rate=48000,channels=2"
 
+    /// Every picture in the composite, the inputs' and the output's, in the colour space the VP8 decoder
+    /// gives: the compositor then blends without converting (see `fixedVideoCaps`).
+    static func pictureCaps(width: Int, height: Int, framerate: Int?) throws(GStreamerError) -> Caps {
+        try fixedVideoCaps(width: width, height: height, framerate: framerate, colorimetry: "bt709", chromaSite: "mpeg2")
+    }
+
     public nonisolated let file: URL
     public nonisolated var reportFile: URL { RecordingReport.url(for: file) }
     public nonisolated let room: String
@@ -108,7 +114,7 @@ public actor CompositeRecorder {
         func make(_ factory: String, _ role: String) throws -> Element { try Element(factory: factory, name: "\(prefix)-\(role)") }
         let latency = Int(options.latency.components.seconds) * 1_000_000_000 + Int(options.latency.components.attoseconds / 1_000_000_000)
         do {
-            let videoCaps = try fixedVideoCaps(width: layout.width, height: layout.height, framerate: options.framerate)
+            let videoCaps = try Self.pictureCaps(width: layout.width, height: layout.height, framerate: options.framerate)
             let background = try make("videotestsrc", "background")
             try background.set("is-live", true)
             try background.set("pattern", "black")
@@ -121,7 +127,10 @@ public actor CompositeRecorder {
             try compositor.set("ignore-inactive-pads", true)
             let outputCaps = try make("capsfilter", "video-caps")
             try outputCaps.set("caps", value: .caps(videoCaps))
-            let videoQueue = try Element.leakyQueue(name: "\(prefix)-video-encoder-queue", maxBuffers: 3)
+            // A second of pictures: the compositor gives frames in bursts (when a late input's frames arrive,
+            // every output frame they were waited for goes at once), and the encoder catches up after one.
+            // Only an encoder that stays behind for a second loses frames, the oldest first.
+            let videoQueue = try Element.leakyQueue(name: "\(prefix)-video-encoder-queue", maxTime: .seconds(1))
             let videoEncoder = try make("vp8enc", "video-encoder")
             try videoEncoder.set("deadline", 1)
             try videoEncoder.set("cpu-used", options.cpuUsed)

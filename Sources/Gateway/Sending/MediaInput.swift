@@ -455,10 +455,15 @@ public final class MediaInput: Sendable {
 /// Raw video caps with every field fixed (size, rate, format, colour space, …): whatever the source or
 /// the mix changes upstream, an encoder behind them never sees new caps, and a muxer never has to
 /// refuse a caps change (webmmux cannot take one).
-func fixedVideoCaps(width: Int, height: Int, framerate: Int) throws(GStreamerError) -> Caps {
+///
+/// `colorimetry` and `chromaSite`: what the pictures are converted to. The sources' default is BT.601 with
+/// JPEG siting; the composite takes what the VP8 decoder gives (BT.709, MPEG-2 siting), since converting
+/// every decoded picture nearly doubled the compositor's cost.
+func fixedVideoCaps(width: Int, height: Int, framerate: Int?, colorimetry: String = "bt601",
+                    chromaSite: String = "jpeg") throws(GStreamerError) -> Caps {
     try Caps("""
-        video/x-raw,format=I420,width=\(width),height=\(height),framerate=\(framerate)/1,\
-        pixel-aspect-ratio=1/1,interlace-mode=progressive,colorimetry=bt601,chroma-site=jpeg,\
+        video/x-raw,format=I420,width=\(width),height=\(height)\(framerate.map { ",framerate=\($0)/1" } ?? ""),\
+        pixel-aspect-ratio=1/1,interlace-mode=progressive,colorimetry=\(colorimetry),chroma-site=\(chromaSite),\
         multiview-mode=mono,multiview-flags=(GstVideoMultiviewFlagsSet)0:ffffffff
         """)
 }
