@@ -113,7 +113,13 @@ def main() -> None:
     try:
         for count in (int(c) for c in options.counts.split(",")):
             plain = run(options.bin_dir, count, options.seconds, work, label="-plain")
-            composite = run(options.bin_dir, count, options.seconds, work, recorder_args=("--composite",), label="-composite")
+            try:
+                composite = run(options.bin_dir, count, options.seconds, work, recorder_args=("--composite",), label="-composite")
+            except (AttributeError, RuntimeError, OSError) as error:
+                # The recorder died (its /proc entry went): say so and go on with the next size.
+                print(f"N={count}: the recorder with --composite stopped during the run ({error!r}); see its log", flush=True)
+                rows.append({"participants": count, "failed": True})
+                continue
             [report_path] = [p for p in Path(composite["record"]).glob("*-composite-*.json")
                              if not json.loads(p.read_text()).get("error")]
             report = json.loads(report_path.read_text())
@@ -141,6 +147,9 @@ def main() -> None:
     print(f"{'N':>3} {'composite % core':>17} {'floor % core':>13} {'call adds':>10} {'peak RSS MB':>12} {'+MB':>6} "
           f"{'frames':>7} {'dropped':>8} {'A/V median ms':>14} {'max |ms|':>9}")
     for r in rows:
+        if r.get("failed"):
+            print(f"{r['participants']:>3}  the recorder stopped during the run")
+            continue
         av = r["av_offset"] or {}
         print(f"{r['participants']:>3} {r['composite_cpu'] * 100:>17.0f} {r['floor_cpu'] * 100:>13.0f} "
               f"{(r['composite_cpu'] - r['floor_cpu']) * 100:>10.0f} {r['peak_rss_mb']:>12.0f} {r['rss_over_plain_mb']:>6.0f} "
