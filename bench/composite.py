@@ -22,7 +22,6 @@ Prints a table and writes bench/results/composite.json.
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import shutil
@@ -32,8 +31,8 @@ import time
 from pathlib import Path
 
 from av_offset import offsets_ms, summary
-from gateway_recording import REPO, TICKS, write_results
-from recording_capacity import run
+from gateway_recording import TICKS, write_results
+from recording_capacity import options_for, run
 
 WIDTH, HEIGHT, FPS = 1280, 720, 30
 GOAL_CORE = 1.0
@@ -99,15 +98,7 @@ def first_cell_crop(count: int) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--counts", default="2,4,6,9")
-    parser.add_argument("--seconds", type=float, default=30)
-    parser.add_argument("--keep", action="store_true", help="keep the recordings and logs (printed folder)")
-    parser.add_argument("--bin-dir", type=Path, default=REPO / ".build" / "release")
-    options = parser.parse_args()
-    for name in ("vcall-gateway", "vcall-server", "vcall-bench"):
-        if not (options.bin_dir / name).exists():
-            raise SystemExit(f"{options.bin_dir / name} not found: swift build -c release --product {name}")
+    options = options_for(__doc__, "2,4,6,9")
     work = Path(tempfile.mkdtemp(prefix="vcall-composite-bench-"))
     rows = []
     try:

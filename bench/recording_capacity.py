@@ -91,9 +91,10 @@ def run(bins: Path, count: int, seconds: float, work: Path, env: dict[str, str] 
                 process.stop()
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--counts", default="1,5,10,20,40,60")
+def options_for(doc: str, counts: str) -> argparse.Namespace:
+    """The command line of a benchmark built on `run`: --counts, --seconds, --keep, --bin-dir (checked)."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    parser.add_argument("--counts", default=counts)
     parser.add_argument("--seconds", type=float, default=30)
     parser.add_argument("--keep", action="store_true", help="keep the recordings and logs (printed folder)")
     parser.add_argument("--bin-dir", type=Path, default=REPO / ".build" / "release")
@@ -101,6 +102,11 @@ def main() -> None:
     for name in ("vcall-gateway", "vcall-server", "vcall-bench"):
         if not (options.bin_dir / name).exists():
             raise SystemExit(f"{options.bin_dir / name} not found: swift build -c release --product {name}")
+    return options
+
+
+def main() -> None:
+    options = options_for(__doc__, "1,5,10,20,40,60")
     work = Path(tempfile.mkdtemp(prefix="vcall-capacity-"))
     rows = []
     try:
