@@ -44,12 +44,4 @@ struct CompositeLayoutTests {
         #expect(layout.cells(count: 1, featured: 0) == layout.cells(count: 1))
         #expect(layout.cells(count: 2, featured: 5) == layout.cells(count: 2))
     }
-
-    @Test("a picture keeps its aspect ratio inside its cell, centred")
-    func fitting() {
-        let cell = CompositeLayout.Cell(x: 0, y: 0, width: 640, height: 720)
-        #expect(cell.fitting(aspect: 16.0 / 9) == CompositeLayout.Cell(x: 0, y: 180, width: 640, height: 360))
-        let wide = CompositeLayout.Cell(x: 100, y: 0, width: 1280, height: 576)
-        #expect(wide.fitting(aspect: 4.0 / 3) == CompositeLayout.Cell(x: 356, y: 0, width: 768, height: 576))
-    }
 }

@@ -220,6 +220,11 @@ def test_a_killed_composite_plays_to_the_kill_and_repair_writes_its_report(gatew
     join(gateways, recorder, "ada")
     recorder.wait_for_log("first frames of ada")
     start = time.monotonic()
+    # The composite's first clusters are on disk (on a loaded machine its first picture may come later).
+    deadline = time.monotonic() + 20
+    while not any(p.stat().st_size > 20_000 for p in record_dir.glob("*-composite-*.webm")):
+        assert time.monotonic() < deadline, f"the composite wrote nothing: {recorder.log_text()}"
+        time.sleep(0.1)
     time.sleep(6)
     recorder.kill()
     recorded = time.monotonic() - start

@@ -8,8 +8,8 @@ import WebRTC
 /// their name, a name tile under it (shown while there is no picture), and their decoded audio.
 ///
 /// ```
-/// track ─ queue (leaky) ! depay ! decoder ! videoconvert ! videoscale ! cell caps ! textoverlay ─ compositor (z 2)
-/// videotestsrc (solid, 5 fps) ! cell caps ! textoverlay (name, centred)                        ─ compositor (z 1)
+/// track ─ queue (leaky) ! depay ! decoder ! videoconvert ! textoverlay (name) ─ compositor (z 2, scaled into the cell)
+/// videotestsrc (solid, 5 fps, 320×180) ! textoverlay (name, centred)         ─ compositor (z 1, scaled into the cell)
 /// track ─ queue (leaky) ! depay ! opusdec ! audioconvert ! audioresample ! caps               ─ audiomixer
 /// ```
 ///
@@ -29,9 +29,6 @@ final class CompositeInput: @unchecked Sendable {
     /// Whether the picture is shown over the tile. A picture pad without a frame yet draws nothing, so the
     /// tile shows through until the first frame, which then appears at once.
     private(set) var showsPicture = true
-    /// The decoded picture's aspect ratio (width / height), once known: the picture fills as much of the
-    /// cell as it can without borders, so its label sits on it rather than on a border.
-    private(set) var pictureAspect: Double?
 
     private let pipeline: Pipeline
     private let prefix: String
@@ -39,7 +36,7 @@ final class CompositeInput: @unchecked Sendable {
     private let mixer: Element
     private let counts: CompositeCounts
     private var tile: (elements: [Element], caps: Element, text: Element, pad: Pad)
-    private var video: (elements: [Element], caps: Element, label: Element, pad: Pad, attachment: TrackAttachment)?
+    private var video: (elements: [Element], label: Element, pad: Pad, attachment: TrackAttachment)?
     private var audio: (elements: [Element], pad: Pad, attachment: TrackAttachment)?
 
     var hasVideo: Bool { video != nil }
@@ -83,8 +80,7 @@ final class CompositeInput: @unchecked Sendable {
 
     /// Decodes `track` into the composite: video into the participant's cell, audio into the mix. A second
     /// track of a kind already present is ignored (false).
-    /// `pictureSize` is called (on a streaming thread) with the decoded picture's aspect ratio whenever it changes.
-    func attach(_ track: ReceivedTrack, pictureAspect: @escaping @Sendable (Double) -> Void = { _ in }) throws(GStreamerError) -> Bool {
+    func attach(_ track: ReceivedTrack) throws(GStreamerError) -> Bool {
         guard let codec = track.codec else { throw .invalidArgument("the composite decodes VP8, VP9 and Opus, not \(track.encodingName)") }
         let kind = track.kind.rawValue
         func make(_ factory: String, _ role: String) throws(GStreamerError) -> Element {
@@ -94,34 +90,25 @@ final class CompositeInput: @unchecked Sendable {
         case .video:
             guard video == nil else { return false }
             let queue = try Element.leakyQueue(name: "\(prefix)-video-queue", maxTime: .seconds(1))
-            let scale = try make("videoscale", "scale")
-            try scale.set("add-borders", true)
-            let caps = try make("capsfilter", "caps")
-            try caps.set("caps", value: .caps(try Self.cellCaps(picture, framerate: nil)))
+            // The label is drawn on the decoded picture, at a size that is a share of its width (textoverlay
+            // scales its text with the frame), and the compositor scales both into the cell: nothing in this
+            // branch changes when the grid re-flows, so nothing renegotiates while it streams.
             let label = try make("textoverlay", "label")
             try label.set("text", displayName.isEmpty ? participantID : displayName)
             try label.set("valignment", "bottom")
             try label.set("halignment", "left")
             try label.set("shaded-background", true)
-            try label.set("font-desc", Self.labelFont(picture))
+            try label.set("font-desc", Self.font(pixels: 22, frameWidth: 640))
             try label.set("wait-text", false)
-            let decoder = try make(codec.decoderName, "decoder")
-            decoder.staticPad("src")?.addProbe(.eventDownstream) { info in
-                if let structure = info.event?.caps?.structure(at: 0), let width = structure["width"]?.intValue,
-                   let height = structure["height"]?.intValue, width > 0, height > 0 {
-                    pictureAspect(Double(width) / Double(height))
-                }
-                return .ok
-            }
-            let elements = [queue, try codec.makeDepayloader(name: "\(prefix)-video-depay"), decoder,
-                            try make("videoconvert", "convert"), scale, caps, label]
+            let elements = [queue, try codec.makeDepayloader(name: "\(prefix)-video-depay"), try make(codec.decoderName, "decoder"),
+                            try make("videoconvert", "convert"), label]
             let pad = try link(elements, into: compositor)
-            try Self.place(pad, cell: picture, zorder: 2, alpha: showsPicture ? 1 : 0)
+            try Self.place(pad, cell: cell, zorder: 2, alpha: showsPicture ? 1 : 0)
             label.staticPad("src")?.addProbe(.buffer) { [weak self] _ in
                 self?.lastFrame.store(UInt64(DispatchTime.now().uptimeNanoseconds), ordering: .relaxed)
                 return .ok
             }
-            video = (elements, caps, label, pad, try track.attach(queue.staticPad("sink")!, gathering: RecorderBranch.gathering))
+            video = (elements, label, pad, try track.attach(queue.staticPad("sink")!, gathering: RecorderBranch.gathering))
         case .audio:
             guard audio == nil else { return false }
             let decoder = try make(codec.decoderName, "decoder")
@@ -154,22 +141,14 @@ final class CompositeInput: @unchecked Sendable {
         return pad
     }
 
-    /// Moves the participant to `cell`: the scaler makes pictures of its size, and the compositor places
-    /// them there (and scales, keeping the aspect ratio, until the new size arrives), and the tile too.
-    func move(to cell: CompositeLayout.Cell, pictureAspect aspect: Double? = nil) {
-        guard cell != self.cell || (aspect != nil && aspect != pictureAspect) else { return }
+    /// Moves the participant to `cell`: only the compositor's pads move; it scales the picture and the
+    /// tile into the cell, keeping their aspect ratio.
+    func move(to cell: CompositeLayout.Cell) {
+        guard cell != self.cell else { return }
         self.cell = cell
-        if let aspect { pictureAspect = aspect }
         try? Self.place(tile.pad, cell: cell, zorder: 1, alpha: showsPicture ? 0 : 1)
-        if let video {
-            try? video.caps.set("caps", value: .caps(try? Self.cellCaps(picture, framerate: nil)))
-            try? video.label.set("font-desc", Self.labelFont(picture))
-            try? Self.place(video.pad, cell: picture, zorder: 2, alpha: showsPicture ? 1 : 0)
-        }
+        if let video { try? Self.place(video.pad, cell: cell, zorder: 2, alpha: showsPicture ? 1 : 0) }
     }
-
-    /// Where the picture goes in the cell: all of it until its aspect ratio is known.
-    private var picture: CompositeLayout.Cell { pictureAspect.map { cell.fitting(aspect: $0) } ?? cell }
 
     /// Shows the picture (true) or the name tile (false).
     func showPicture(_ show: Bool) {
@@ -187,12 +166,12 @@ final class CompositeInput: @unchecked Sendable {
             + (video.map { [($0.elements, $0.pad, compositor)] } ?? [])
             + (audio.map { [($0.elements, $0.pad, mixer)] } ?? [])
         for (elements, pad, aggregator) in branches {
+            // Stopped first, then unlinked: a branch still streaming into an unlinked pad gets not-linked, and
+            // its source (the tile's videotestsrc) posts that as an error, which ended the whole composite.
+            for element in elements { _ = try? element.setState(.null) }
             if let output = elements.last?.staticPad("src") { try? output.unlink(pad) }
             aggregator.releaseRequestPad(pad)
-            for element in elements {
-                _ = try? element.setState(.null)
-                try? pipeline.remove(element)
-            }
+            for element in elements { try? pipeline.remove(element) }
         }
         video = nil
         audio = nil
@@ -217,10 +196,6 @@ final class CompositeInput: @unchecked Sendable {
     private static func font(pixels: Int, frameWidth: Int) -> String {
         let points = Double(pixels) * 0.75 * 640 / Double(max(frameWidth, 1))
         return "Sans \(String(format: "%.1f", max(4, points)))"
-    }
-    /// A picture's label: small beside the picture, readable in a strip cell.
-    private static func labelFont(_ picture: CompositeLayout.Cell) -> String {
-        font(pixels: min(32, max(14, picture.height / 14)), frameWidth: picture.width)
     }
     /// The name tile's own picture (16:9, scaled into the cell by the compositor).
     private static let tileSize = CompositeLayout.Cell(x: 0, y: 0, width: 320, height: 180)

@@ -3,7 +3,7 @@
 /// strip below it.
 ///
 /// Cells are whole even pixels (I420 halves the chroma planes) and never overlap; a picture keeps its
-/// aspect ratio inside its cell (the input is scaled with borders).
+/// aspect ratio inside its cell (the compositor scales it with `sizing-policy=keep-aspect-ratio`).
 ///
 /// ```swift
 /// let layout = CompositeLayout(width: 1280, height: 720)
@@ -25,20 +25,6 @@ public struct CompositeLayout: Sendable, Equatable {
         }
 
         public var description: String { "\(width)x\(height)+\(x)+\(y)" }
-
-        /// The largest rectangle of `aspect` (width / height) inside the cell, centred, in even pixels.
-        public func fitting(aspect: Double) -> Cell {
-            guard aspect > 0 else { return self }
-            var fitted = self
-            if Double(width) / Double(height) > aspect {
-                fitted.width = CompositeLayout.evenSize(Int((Double(height) * aspect).rounded()))
-            } else {
-                fitted.height = CompositeLayout.evenSize(Int((Double(width) / aspect).rounded()))
-            }
-            fitted.x = CompositeLayout.even(x + (width - fitted.width) / 2)
-            fitted.y = CompositeLayout.even(y + (height - fitted.height) / 2)
-            return fitted
-        }
     }
 
     public let width: Int

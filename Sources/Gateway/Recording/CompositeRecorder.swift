@@ -269,10 +269,7 @@ public actor CompositeRecorder {
     private func attach(_ track: ReceivedTrack, of participantID: String) {
         guard stopTask == nil, let input = inputs.first(where: { $0.participantID == participantID }) else { return }
         do {
-            let participantID = input.participantID
-            guard try input.attach(track, pictureAspect: { [weak self] aspect in
-                Task { await self?.pictureAspectChanged(aspect, of: participantID) }
-            }) else {
+            guard try input.attach(track) else {
                 logger.warning("a second \(track.kind.rawValue) track of \(input.displayName) (\(track)) is not in the composite")
                 return
             }
@@ -288,11 +285,6 @@ public actor CompositeRecorder {
             }
         }
         logger.debug("composite: \(track) of \(input.displayName)")
-    }
-
-    private func pictureAspectChanged(_ aspect: Double, of participantID: String) {
-        guard let input = inputs.first(where: { $0.participantID == participantID }), input.pictureAspect != aspect else { return }
-        input.move(to: input.cell, pictureAspect: aspect)
     }
 
     /// Takes a participant out: their cell goes and the others re-flow.
