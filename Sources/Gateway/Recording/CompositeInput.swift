@@ -35,12 +35,10 @@ final class CompositeInput: @unchecked Sendable {
     private let compositor: Element
     private let mixer: Element
     private let counts: CompositeCounts
-    private var tile: (elements: [Element], caps: Element, text: Element, pad: Pad)
+    private let tile: (elements: [Element], pad: Pad)
     private var video: (elements: [Element], label: Element, pad: Pad, attachment: TrackAttachment)?
     private var audio: (elements: [Element], pad: Pad, attachment: TrackAttachment)?
 
-    var hasVideo: Bool { video != nil }
-    var hasAudio: Bool { audio != nil }
 
     init(participantID: String, displayName: String, cell: CompositeLayout.Cell, pipeline: Pipeline, prefix: String,
          compositor: Element, mixer: Element, counts: CompositeCounts) throws(GStreamerError) {
@@ -75,7 +73,7 @@ final class CompositeInput: @unchecked Sendable {
         guard let output = text.staticPad("src") else { throw .link("the name tile of \(participantID) has no output") }
         try output.link(pad)
         for element in elements.reversed() { try element.syncStateWithParent() }
-        tile = (elements, caps, text, pad)
+        tile = (elements, pad)
     }
 
     /// Decodes `track` into the composite: video into the participant's cell, audio into the mix. A second

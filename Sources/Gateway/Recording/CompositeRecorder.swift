@@ -333,7 +333,7 @@ public actor CompositeRecorder {
             let last = input.lastFrame.load(ordering: .relaxed)
             // No frame yet draws nothing over the tile: keep the picture up, so the first frame shows at once.
             let moving = last == 0 || now - last < stall
-            input.showPicture(moving && input.mediaState?.video != false || moving && input.mediaState?.screen == true)
+            input.showPicture(moving && (input.mediaState?.video != false || input.mediaState?.screen == true))
         }
     }
 
@@ -414,12 +414,6 @@ public actor CompositeRecorder {
 
     /// Stopped, or ended by a failure of its own.
     public var hasEnded: Bool { stopTask != nil }
-
-    /// A snapshot for `status`.
-    public func status() -> (file: URL, participants: Int, videoFrames: Int, started: Bool) {
-        let snapshot = counts.snapshot()
-        return (file, inputs.count, snapshot.videoFrames, counts.hasStarted)
-    }
 }
 
 /// What passes the composite's gates and leaves its encoders; written from streaming threads.
