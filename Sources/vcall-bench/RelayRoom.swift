@@ -16,7 +16,7 @@ struct RelayRoom: AsyncParsableCommand {
 
     @Option(help: "vcall-server's WebSocket (the room's relay, if it has one, is found through it).") var server: String?
     @Option(help: "Janus's WebSocket (instead of --server): the room is a VideoRoom.") var janus: String?
-    @Option(help: "The room (a number for Janus).") var room: String
+    @Option(parsing: .unconditional, help: "The room (a number for Janus).") var room: String
     @Option(help: "How many participants.") var count = 4
     @Option(help: "How long the measured window lasts, in seconds.") var seconds = 20.0
     @Option(help: "The process forwarding the media (the relay gateway, Janus): its CPU and RSS are measured.") var hubPid: Int32?

@@ -14,7 +14,7 @@ struct Senders: AsyncParsableCommand {
     )
 
     @Option(help: "vcall-server's WebSocket.") var server: String
-    @Option(help: "The room.") var room: String
+    @Option(parsing: .unconditional, help: "The room.") var room: String
     @Option(help: "How many participants.") var count = 1
     @Option(help: "The one member they connect with, by name.") var peer = "recorder"
     @Option(help: "How long they send once all are connected, in seconds.") var seconds = 30.0

@@ -23,7 +23,9 @@ struct Join: AsyncParsableCommand {
             """
     )
 
-    @Option(help: "The room to join (letters, digits, _ and -).") var room: String
+    // Unconditional: a room id may start with "-" (the web app's random ids do), and `--room -x1` must
+    // still mean room "-x1", not a missing value.
+    @Option(parsing: .unconditional, help: "The room to join (letters, digits, _ and -).") var room: String
     @Option(help: "The server's WebSocket, e.g. ws://HOST:8080/ws. Without it a server starts in this process.") var server: String?
     @Option(help: "Port of the in-process server (when --server is not given).") var port = 8080
     @Option(name: .customLong("data-dir"), help: "Data folder of the in-process server.") var dataDir = "./vcall-data"
