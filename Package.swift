@@ -70,10 +70,13 @@ let package = Package(
         // Not part of the WebRTC library; the demo command, the interop peer, the benchmarks and tests use it.
         .target(name: "WebRTCDemo", dependencies: ["WebRTC", "GStreamer", .product(name: "Logging", package: "swift-log")]),
         .target(name: "SignalingProtocol", dependencies: ["WebRTCTypes"]),
+        // A recording's JSON report (what the gateway writes beside each file) and the folder of them as the
+        // server lists it, with who may see which. Foundation only: the gateway writes, the server reads.
+        .target(name: "Recordings"),
         .target(
             name: "SignalingServer",
             dependencies: [
-                "SignalingProtocol", "WebRTCTypes",
+                "SignalingProtocol", "WebRTCTypes", "Recordings",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
@@ -93,7 +96,7 @@ let package = Package(
         .target(
             name: "Gateway",
             dependencies: [
-                "WebRTC", "WebRTCTypes", "GStreamer", "SignalingProtocol",
+                "WebRTC", "WebRTCTypes", "GStreamer", "SignalingProtocol", "Recordings",
                 .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
@@ -112,7 +115,7 @@ let package = Package(
         .executableTarget(
             name: "vcall-gateway",
             dependencies: [
-                "Gateway", "SignalingServer", "WebRTC", "WebRTCDemo", "WebRTCTypes", "GStreamer",
+                "Gateway", "SignalingServer", "Recordings", "WebRTC", "WebRTCDemo", "WebRTCTypes", "GStreamer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -148,11 +151,11 @@ let package = Package(
         .testTarget(name: "GStreamerWebRTCTests", dependencies: ["GStreamerWebRTC", "GStreamer", "WebRTCTypes"]),
         .testTarget(name: "WebRTCTests", dependencies: ["WebRTC", "WebRTCDemo", "WebRTCTypes", "GStreamerWebRTC", "GStreamer", "SignalingProtocol"]),
         .testTarget(name: "SignalingProtocolTests", dependencies: ["SignalingProtocol", "WebRTCTypes"]),
-        .testTarget(name: "GatewayTests", dependencies: ["Gateway", "WebRTC", "WebRTCDemo", "WebRTCTypes", "GStreamer", "SignalingServer", "SignalingProtocol"]),
+        .testTarget(name: "GatewayTests", dependencies: ["Gateway", "WebRTC", "WebRTCDemo", "WebRTCTypes", "GStreamer", "SignalingServer", "SignalingProtocol", "Recordings"]),
         .testTarget(
             name: "SignalingServerTests",
             dependencies: [
-                "SignalingServer", "SignalingProtocol", "WebRTCTypes",
+                "SignalingServer", "SignalingProtocol", "WebRTCTypes", "Recordings",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HummingbirdWSTesting", package: "hummingbird-websocket"),
             ]

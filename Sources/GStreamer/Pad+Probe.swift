@@ -96,6 +96,18 @@ public struct PadProbeInfo {
         return true
     }
 
+    /// Lets `body` read the passing buffer's bytes (for buffer probes), without copying. Returns false when
+    /// there is no buffer or it cannot be mapped.
+    @discardableResult
+    public func withBufferBytes(_ body: (BufferInfo, UnsafeRawBufferPointer) -> Void) -> Bool {
+        guard type.contains(.buffer), let described = buffer, let passing = vcall_probe_info_buffer(raw) else { return false }
+        var map = GstMapInfo()
+        guard gst_buffer_map(passing, &map, GST_MAP_READ) != 0 else { return false }
+        defer { gst_buffer_unmap(passing, &map) }
+        body(described, UnsafeRawBufferPointer(start: map.data, count: Int(map.size)))
+        return true
+    }
+
     /// The number of buffers in a buffer list, for buffer-list probes.
     public var bufferListCount: Int? {
         guard type.contains(.bufferList), let list = vcall_probe_info_buffer_list(raw) else { return nil }

@@ -37,11 +37,18 @@ public enum ClientMessage: Sendable, Equatable {
     /// `track-map {to, tracks: [{mid, participant, kind}]}`: the relay tells a member, right before an
     /// offer, whose media each active m-line of that offer carries.
     case trackMap(to: String, tracks: [TrackMapEntry])
+    /// `recording-request {to, action}`: ask a member that records the room (it sent `recording-state`) to
+    /// start or stop; the room page's record button.
+    case recordingRequest(to: String, action: RecordingAction)
+    /// `recording-state {recording}`: a member that can record the room says whether it is recording (on
+    /// every change and to each newcomer), so every page shows it and offers the record button.
+    case recordingState(recording: Bool)
 
     /// Every client message type, as it appears in `type`.
     public static let types: [String] = [
         "join-room", "leave-room", "offer", "answer", "ice-candidate",
         "call", "call-accept", "call-reject", "hangup", "media-state", "track-map",
+        "recording-request", "recording-state",
     ]
 
     /// The message's `type`.
@@ -58,6 +65,8 @@ public enum ClientMessage: Sendable, Equatable {
         case .hangup: "hangup"
         case .mediaState: "media-state"
         case .trackMap: "track-map"
+        case .recordingRequest: "recording-request"
+        case .recordingState: "recording-state"
         }
     }
 
@@ -121,8 +130,10 @@ public enum ClientMessage: Sendable, Equatable {
                     "join-room: name must be 1–\(SignalingLimits.maxNameLength) characters without control characters"
                 )
             }
-        case .leaveRoom, .mediaState:
+        case .leaveRoom, .mediaState, .recordingState:
             break
+        case .recordingRequest(let to, _):
+            try checkPeer(to)
         case .offer(let to, _), .answer(let to, _):
             // The description's type was checked when it was decoded (`RTCSdpType`).
             try checkPeer(to)
@@ -196,7 +207,7 @@ private func jsonTypeName(_ type: Any.Type) -> String {
 
 extension ClientMessage: Codable {
     enum Keys: String, CodingKey {
-        case type, to, roomId, name, capacity, role, offer, answer, candidate, audio, video, screen, tracks
+        case type, to, roomId, name, capacity, role, offer, answer, candidate, audio, video, screen, tracks, action, recording
     }
 
     public init(from decoder: any Decoder) throws {
@@ -250,6 +261,15 @@ extension ClientMessage: Codable {
                 throw SignalingError(.invalidMessage, "track-map: \"to\" is required: name the member whose offer this map describes")
             }
             self = .trackMap(to: to, tracks: try c.decode([TrackMapEntry].self, forKey: .tracks))
+        case "recording-request":
+            let to = try c.decode(String.self, forKey: .to)
+            let value = try c.decode(String.self, forKey: .action)
+            guard let action = RecordingAction(rawValue: value) else {
+                throw SignalingError(.invalidMessage, "recording-request: action must be \"start\" or \"stop\", not \"\(value.prefix(32))\"")
+            }
+            self = .recordingRequest(to: to, action: action)
+        case "recording-state":
+            self = .recordingState(recording: try c.decode(Bool.self, forKey: .recording))
         default:
             throw Self.unknownType(type)
         }
@@ -289,6 +309,11 @@ extension ClientMessage: Codable {
         case .trackMap(let to, let tracks):
             try c.encode(to, forKey: .to)
             try c.encode(tracks, forKey: .tracks)
+        case .recordingRequest(let to, let action):
+            try c.encode(to, forKey: .to)
+            try c.encode(action, forKey: .action)
+        case .recordingState(let recording):
+            try c.encode(recording, forKey: .recording)
         }
     }
 

@@ -19,8 +19,9 @@ public enum ServerMessage: Sendable, Equatable {
     /// `relay` is the room's relay (the receiver's own id when it joined as the relay), nil when the room
     /// has none; it is always written, as `null` when nil.
     case roomJoined(roomId: String, self: PeerInfo, peers: [PeerInfo], capacity: Int, relay: String? = nil)
-    /// `user-joined {from, name, roomUsers}` to the other members; `roomUsers` lists every member, the new one included.
-    case userJoined(from: String, name: String, roomUsers: [String])
+    /// `user-joined {from, name, roomUsers, account?}` to the other members; `roomUsers` lists every member, the
+    /// new one included; `account` is the newcomer's username when it is logged in.
+    case userJoined(from: String, name: String, roomUsers: [String], account: String? = nil)
     /// `user-disconnected {from}` when a member leaves the room or its socket closes.
     case userDisconnected(from: String)
     /// `full-room {roomId}`: the room is at capacity; nothing changed.
@@ -48,6 +49,10 @@ public enum ServerMessage: Sendable, Equatable {
     case relayChanged(relay: String?)
     /// Relayed `track-map {from, tracks}`: whose media each m-line of the relay's next offer carries.
     case trackMap(from: String, tracks: [TrackMapEntry])
+    /// Relayed `recording-request {from, action}` to the recording member it names.
+    case recordingRequest(from: String, action: RecordingAction)
+    /// `recording-state {from, recording}` to the other members of the room.
+    case recordingState(from: String, recording: Bool)
     /// `error {code, message}`; the connection stays open.
     case error(code: ErrorCode, message: String)
 
@@ -70,6 +75,8 @@ public enum ServerMessage: Sendable, Equatable {
         case .mediaState: "media-state"
         case .relayChanged: "relay-changed"
         case .trackMap: "track-map"
+        case .recordingRequest: "recording-request"
+        case .recordingState: "recording-state"
         case .error: "error"
         }
     }
@@ -87,8 +94,8 @@ public enum ServerMessage: Sendable, Equatable {
 
 extension ServerMessage: Codable {
     enum Keys: String, CodingKey {
-        case type, id, name, iceServers, resumeToken, roomId, `self`, peers, capacity, relay, from, roomUsers
-        case offer, answer, candidate, users, audio, video, screen, tracks, code, message
+        case type, id, name, iceServers, resumeToken, roomId, `self`, peers, capacity, relay, from, roomUsers, account
+        case offer, answer, candidate, users, audio, video, screen, tracks, code, message, action, recording
     }
 
     public init(from decoder: any Decoder) throws {
@@ -115,7 +122,8 @@ extension ServerMessage: Codable {
             self = .userJoined(
                 from: try from(),
                 name: try c.decode(String.self, forKey: .name),
-                roomUsers: try c.decode([String].self, forKey: .roomUsers)
+                roomUsers: try c.decode([String].self, forKey: .roomUsers),
+                account: try c.decodeIfPresent(String.self, forKey: .account)
             )
         case "user-disconnected":
             self = .userDisconnected(from: try from())
@@ -151,6 +159,10 @@ extension ServerMessage: Codable {
             self = .relayChanged(relay: try c.decodeIfPresent(String.self, forKey: .relay))
         case "track-map":
             self = .trackMap(from: try from(), tracks: try c.decode([TrackMapEntry].self, forKey: .tracks))
+        case "recording-request":
+            self = .recordingRequest(from: try from(), action: try c.decode(RecordingAction.self, forKey: .action))
+        case "recording-state":
+            self = .recordingState(from: try from(), recording: try c.decode(Bool.self, forKey: .recording))
         case "error":
             self = .error(code: try c.decode(ErrorCode.self, forKey: .code), message: try c.decode(String.self, forKey: .message))
         default:
@@ -174,10 +186,11 @@ extension ServerMessage: Codable {
             try c.encode(capacity, forKey: .capacity)
             // Always present: null says the room has no relay.
             try c.encode(relay, forKey: .relay)
-        case .userJoined(let from, let name, let roomUsers):
+        case .userJoined(let from, let name, let roomUsers, let account):
             try c.encode(from, forKey: .from)
             try c.encode(name, forKey: .name)
             try c.encode(roomUsers, forKey: .roomUsers)
+            try c.encodeIfPresent(account, forKey: .account)
         case .userDisconnected(let from), .callAccepted(let from), .callRejected(let from), .hangup(let from):
             try c.encode(from, forKey: .from)
         case .fullRoom(let roomId):
@@ -207,6 +220,12 @@ extension ServerMessage: Codable {
         case .trackMap(let from, let tracks):
             try c.encode(from, forKey: .from)
             try c.encode(tracks, forKey: .tracks)
+        case .recordingRequest(let from, let action):
+            try c.encode(from, forKey: .from)
+            try c.encode(action, forKey: .action)
+        case .recordingState(let from, let recording):
+            try c.encode(from, forKey: .from)
+            try c.encode(recording, forKey: .recording)
         case .error(let code, let message):
             try c.encode(code, forKey: .code)
             try c.encode(message, forKey: .message)

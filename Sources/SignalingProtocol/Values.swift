@@ -1,11 +1,15 @@
-/// A room member: `{id, name}`.
+/// A room member: `{id, name, account?}`.
 public struct PeerInfo: Codable, Sendable, Equatable {
     public var id: String
     public var name: String
+    /// The member's account (username) when it is logged in; absent for guests and programs' tokens.
+    /// A recording gateway lists these in its reports: who may watch the recording.
+    public var account: String?
 
-    public init(id: String, name: String) {
+    public init(id: String, name: String, account: String? = nil) {
         self.id = id
         self.name = name
+        self.account = account
     }
 }
 
@@ -79,4 +83,10 @@ public struct TrackMapEntry: Codable, Sendable, Equatable {
         }
         self.kind = known
     }
+}
+
+/// What `recording-request` asks a recording gateway to do: `start` or `stop` recording the room.
+public enum RecordingAction: String, Codable, Sendable, Equatable, CaseIterable {
+    case start
+    case stop
 }

@@ -33,6 +33,7 @@ struct APIError: Error, HTTPResponseError {
 func jsonBytes(_ value: some Encodable) -> Data {
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+    encoder.dateEncodingStrategy = .iso8601
     return (try? encoder.encode(value)) ?? Data("{}".utf8)
 }
 

@@ -109,6 +109,11 @@ public final class AccountStore: Sendable {
                     created_at INTEGER NOT NULL,
                     expires_at INTEGER)
                 """)
+            // Added after the first release: older databases gain the column.
+            let columns = try await db.query("PRAGMA table_info(users)").compactMap { $0.column("name")?.string }
+            if !columns.contains("admin") {
+                _ = try await db.query("ALTER TABLE users ADD COLUMN admin INTEGER NOT NULL DEFAULT 0")
+            }
         } catch {
             try? await db.close()
             throw error
@@ -166,6 +171,21 @@ public final class AccountStore: Sendable {
         }
         let ok = try await NIOThreadPool.singleton.runIfActive { Bcrypt.verify(password, hash: hash) }
         guard ok else { throw AccountError.invalidCredentials }
+        return canonical
+    }
+
+    /// Whether the account may see every recording (`vcall-server user admin NAME`).
+    func isAdmin(username: String) async throws -> Bool {
+        let rows = try await db.query("SELECT admin FROM users WHERE username = ?", [.text(username)])
+        return (rows.first?.column("admin")?.integer ?? 0) != 0
+    }
+
+    /// Sets or clears an account's admin flag; returns the canonical username, or nil when there is no
+    /// such account.
+    public func setAdmin(username: String, _ admin: Bool) async throws -> String? {
+        let rows = try await db.query("SELECT username FROM users WHERE username = ?", [.text(username)])
+        guard let canonical = rows.first?.column("username")?.string else { return nil }
+        _ = try await db.query("UPDATE users SET admin = ? WHERE username = ?", [.integer(admin ? 1 : 0), .text(canonical)])
         return canonical
     }
 

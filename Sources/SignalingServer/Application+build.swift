@@ -57,6 +57,7 @@ public func buildApplication(
     }
     router.add(middleware: files)
     addAPIRoutes(to: router, configuration: configuration, accounts: accounts, hub: hub, metrics: metrics)
+    RecordingRoutes(directory: configuration.recordingsDirectory, accounts: accounts, logger: logger).add(to: router)
 
     let wsRouter = Router(context: SignalingRequestContext.self)
     wsRouter.ws("/ws") { inbound, outbound, context in

@@ -293,7 +293,9 @@ private struct State {
 
     func roomSummaries() -> [RoomSummary] {
         rooms.values.sorted { $0.id < $1.id }.map { room in
-            RoomSummary(roomId: room.id, capacity: room.capacity, relay: room.relay, members: room.members.compactMap(peerInfo))
+            // Names only: accounts are for the room's members (a recorder lists them), not for anyone asking.
+            RoomSummary(roomId: room.id, capacity: room.capacity, relay: room.relay,
+                        members: room.members.compactMap(peerInfo).map { PeerInfo(id: $0.id, name: $0.name) })
         }
     }
 
@@ -359,6 +361,16 @@ private struct State {
             for member in room.members where member != id {
                 deliver(.mediaState(from: id, state: state), to: member)
             }
+
+        case .recordingRequest(let to, let action):
+            relay(from: id, to: to, type: "recording-request") { Self.frame(.recordingRequest(from: id, action: action)) }
+        case .recordingState(let recording):
+            guard let roomId = client.roomId, let room = rooms[roomId] else {
+                return fail(id, .notInRoom, "recording-state: join a room first")
+            }
+            for member in room.members where member != id {
+                deliver(.recordingState(from: id, recording: recording), to: member)
+            }
         }
     }
 
@@ -422,7 +434,7 @@ private struct State {
             rooms[roomId] = room
             client.handle.send(.roomJoined(
                 roomId: roomId,
-                self: PeerInfo(id: id, name: client.name),
+                self: PeerInfo(id: id, name: client.name, account: client.identity?.username),
                 peers: room.members.filter { $0 != id }.compactMap(peerInfo),
                 capacity: room.capacity,
                 relay: room.relay
@@ -459,10 +471,11 @@ private struct State {
         clients[id]?.roomId = roomId
         updateRoomGauges()
         client.handle.send(.roomJoined(
-            roomId: roomId, self: PeerInfo(id: id, name: client.name), peers: peers, capacity: room.capacity, relay: room.relay
+            roomId: roomId, self: PeerInfo(id: id, name: client.name, account: client.identity?.username), peers: peers, capacity: room.capacity, relay: room.relay
         ))
         for peer in peers {
-            deliver(.userJoined(from: id, name: client.name, roomUsers: room.members), to: peer.id, counted: false)
+            deliver(.userJoined(from: id, name: client.name, roomUsers: room.members, account: client.identity?.username),
+                    to: peer.id, counted: false)
             // Right after user-joined, so a member knows the newcomer before it learns it is the relay.
             if asRelay { deliver(.relayChanged(relay: id), to: peer.id, counted: false) }
         }
@@ -571,7 +584,7 @@ private struct State {
     }
 
     private func peerInfo(_ id: String) -> PeerInfo? {
-        clients[id].map { PeerInfo(id: id, name: $0.name) }
+        clients[id].map { PeerInfo(id: id, name: $0.name, account: $0.identity?.username) }
     }
 
     /// Schedules `online-users` for every client that may see it.

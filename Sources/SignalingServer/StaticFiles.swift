@@ -4,7 +4,8 @@ import Hummingbird
 import NIOCore
 import NIOPosix
 
-/// Serves the web app: `/` is `index.html`, `/r/<roomId>` is `room.html`, anything else a file by its path.
+/// Serves the web app: `/` is `index.html`, `/r/<roomId>` is `room.html`, `/recordings` is
+/// `recordings.html`, anything else a file by its path (`/recordings/FILE` falls through to `RecordingRoutes`).
 ///
 /// Files come from the package's `Public` folder (`Bundle.module`) or from `--web-root DIR`.
 struct StaticFileMiddleware<Context: RequestContext>: RouterMiddleware {
@@ -74,6 +75,7 @@ struct StaticFileMiddleware<Context: RequestContext>: RouterMiddleware {
         if path == "/" || path.isEmpty { return "index.html" }
         let segments = path.split(separator: "/", omittingEmptySubsequences: true)
         if segments.count == 2, segments[0] == "r" { return "room.html" }
+        if segments == ["recordings"] { return "recordings.html" }
         if segments.first == "api" || segments.first == "ws" { return nil }
         guard !segments.isEmpty,
             segments.allSatisfy({ !$0.hasPrefix(".") && !$0.contains("\\") && !$0.contains("\0") })

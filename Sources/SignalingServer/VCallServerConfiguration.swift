@@ -39,6 +39,9 @@ public struct VCallServerConfiguration: Sendable {
     public var rateLimitPerSecond: Double = 50
     /// Messages a connection may send in one burst.
     public var rateLimitBurst: Double = 200
+    /// The gateway's recordings folder (its `--record DIR`): listed at `/recordings` and on room pages, each
+    /// file to the accounts that were in its room (see `RecordingCatalog`). nil: no recordings are served.
+    public var recordingsDirectory: String? = nil
     /// Folder to serve the web app from instead of the files shipped in the package.
     public var webRoot: String? = nil
     /// bcrypt cost for passwords (4…31); tests lower it.

@@ -33,7 +33,10 @@ struct Join: AsyncParsableCommand {
     @Option(help: "The name others see.") var name = "vcall-gateway"
     @Option(help: "Video to send: test, camera, screen, none, or a .pipeline file.") var video = "test"
     @Option(help: "Audio to send: test, mic, none, or a .pipeline file.") var audio = "test"
-    @Option(help: "Record every participant to WebM files in this folder from the start.") var record: String?
+    @Option(help: "Record every participant to WebM files in this folder from the start; the room's pages show a record button to stop and start it.") var record: String?
+    @Flag(name: .customLong("record-on-request"),
+          help: "With --record: do not record from the start; wait until someone in the room presses Record (or `record start` is typed).")
+    var recordOnRequest = false
     @Option(help: "STUN server, e.g. stun:stun.example.org:3478 (repeatable).") var stun: [String] = []
     @Option(help: "TURN server: turn:HOST:PORT or USER:PASSWORD@turn:HOST:PORT (repeatable).") var turn: [String] = []
     @Option(help: "The camera device for --video camera.") var device: String?
@@ -43,6 +46,8 @@ struct Join: AsyncParsableCommand {
     @Flag(help: "With --record: also record the meeting as one file (DIR/ROOM-composite-UTCSTART.webm): everyone's video on a grid with their names, everyone's audio mixed.")
     var composite = false
     @Option(name: .customLong("composite-size"), help: "The composite's picture, WIDTHxHEIGHT.") var compositeSize = "1280x720"
+    @Option(help: "The composite's layout: grid (everyone alike; a shared screen large) or speaker (whoever is talking large).")
+    var layout = "grid"
     @Option(help: "Seconds to wait for recordings to finalize when quitting.") var finalizeTimeout: Double = 10
     @Option(help: "Receive jitterbuffer in milliseconds: lower starts pictures and recordings sooner, higher leaves more time to recover lost packets.")
     var latency = 200
@@ -87,8 +92,12 @@ struct Join: AsyncParsableCommand {
         }
         guard dimensions != nil else { throw ValidationError("--size must look like 1280x720") }
         guard Self.dimensions(compositeSize) != nil else { throw ValidationError("--composite-size must look like 1280x720") }
+        guard CompositeRecorder.LayoutMode(rawValue: layout) != nil else { throw ValidationError("--layout must be grid or speaker") }
         if composite, record == nil {
             throw ValidationError("--composite needs --record DIR: the folder the meeting's file goes to")
+        }
+        if recordOnRequest, record == nil {
+            throw ValidationError("--record-on-request needs --record DIR: the folder the recordings go to")
         }
         guard (0...5000).contains(latency) else { throw ValidationError("--latency must be 0…5000 ms") }
         if (tlsCert == nil) != (tlsKey == nil) {
@@ -167,8 +176,9 @@ struct Join: AsyncParsableCommand {
         options.video = video
         options.audio = audio
         options.recordDirectory = record.map { URL(fileURLWithPath: $0, isDirectory: true) }
-        options.recordFromStart = record != nil
+        options.recordFromStart = record != nil && !recordOnRequest
         options.composite = composite
+        options.compositeOptions.layout = CompositeRecorder.LayoutMode(rawValue: layout) ?? .grid
         if let size = Self.dimensions(compositeSize) {
             options.compositeOptions.width = size.width
             options.compositeOptions.height = size.height
@@ -241,6 +251,8 @@ struct Join: AsyncParsableCommand {
         configuration.host = host
         configuration.port = port
         configuration.dataDirectory = dataDir
+        // The web app lists what this gateway records, to the accounts that were in the room.
+        configuration.recordingsDirectory = record
         if let roomCapacity { configuration.roomCapacity = roomCapacity }
         if let tlsCert, let tlsKey { configuration.tls = ServerTLS(certificateChainFile: tlsCert, privateKeyFile: tlsKey) }
         configuration.iceServers = (stun.isEmpty ? [] : [RTCIceServer(urls: stun)]) + turn.compactMap(RTCIceServer.init(turnArgument:))

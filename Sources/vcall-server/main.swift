@@ -10,7 +10,7 @@ struct VCallServerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "vcall-server",
         abstract: "Video calls in the browser: signaling over WebSocket, rooms, presence, accounts and the web app.",
-        subcommands: [Serve.self, Token.self],
+        subcommands: [Serve.self, Token.self, User.self],
         defaultSubcommand: Serve.self
     )
 }
@@ -44,6 +44,9 @@ struct Serve: AsyncParsableCommand {
             help: "The IP address of a reverse proxy in front of this server whose X-Forwarded-For names the client (repeatable); others' is ignored.")
     var trustedProxy: [String] = []
     @Option(name: .customLong("web-root"), help: "Serve the web app from this folder instead of the bundled files.") var webRoot: String?
+    @Option(name: .customLong("recordings"),
+            help: "A gateway's recordings folder (its --record DIR): listed at /recordings, each file to the accounts that were in its room.")
+    var recordings: String?
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.") var logLevel = "info"
 
     func validate() throws {
@@ -105,6 +108,7 @@ struct Serve: AsyncParsableCommand {
         configuration.rateLimitPerSecond = rateLimit
         configuration.rateLimitBurst = rateBurst
         configuration.webRoot = webRoot
+        configuration.recordingsDirectory = recordings
         configuration.resumeGrace = .milliseconds(Int64((resumeGrace * 1000).rounded()))
         configuration.iceServers = (stun.isEmpty ? [] : [RTCIceServer(urls: stun)]) + turn.compactMap(parseTurn)
         configuration.turnSecret = effectiveTurnSecret
@@ -148,6 +152,44 @@ struct Token: AsyncParsableCommand {
             } catch {
                 await store.close()
                 throw ValidationError("cannot create the token: \(error)")
+            }
+        }
+    }
+}
+
+struct User: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Manage accounts.",
+        subcommands: [Admin.self]
+    )
+
+    struct Admin: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Let an account see every recording (or, with --revoke, only those of rooms it was in)."
+        )
+
+        @Argument(help: "The account's username.") var name: String
+        @Flag(help: "Take the admin flag away.") var revoke = false
+        @Option(name: .customLong("data-dir"), help: "Folder for vcall.sqlite.") var dataDir = "./vcall-data"
+
+        func run() async throws {
+            var logger = Logger(label: "vcall-server")
+            logger.logLevel = .warning
+            let store = try await AccountStore.open(dataDirectory: dataDir, logger: logger)
+            let result: Result<String?, any Error>
+            do {
+                result = .success(try await store.setAdmin(username: name, !revoke))
+            } catch {
+                result = .failure(error)
+            }
+            await store.close()
+            switch result {
+            case .success(let username?):
+                print(revoke ? "\(username) is no longer an admin" : "\(username) is an admin: it sees every recording")
+            case .success(nil):
+                throw ValidationError("no account \"\(name)\" in \(dataDir)/vcall.sqlite: register it in the web app first, or check --data-dir")
+            case .failure(let error):
+                throw ValidationError("cannot change \(name): \(error)")
             }
         }
     }

@@ -1,4 +1,5 @@
-import Gateway
+import Foundation
+@testable import Gateway
 import Testing
 
 @Suite("Composite layout")
@@ -43,5 +44,36 @@ struct CompositeLayoutTests {
         // Alone, or featured out of range: the plain grid.
         #expect(layout.cells(count: 1, featured: 0) == layout.cells(count: 1))
         #expect(layout.cells(count: 2, featured: 5) == layout.cells(count: 2))
+    }
+}
+
+@Suite("The speaker layout's voice level")
+struct VoiceLevelTests {
+    @Test("16-bit samples' level in dBFS: a full-scale sine is about -3, a quiet one -43, silence -120")
+    func levels() {
+        func sine(amplitude: Double) -> [Int16] {
+            (0..<960).map { Int16((amplitude * 32767 * sin(Double($0) * 2 * .pi * 500 / 48000)).rounded()) }
+        }
+        func level(_ samples: [Int16]) -> Double {
+            samples.withUnsafeBytes { CompositeInput.level(ofS16: $0) }
+        }
+        #expect(abs(level(sine(amplitude: 1)) - -3.01) < 0.1)
+        #expect(abs(level(sine(amplitude: 0.01)) - -43.0) < 0.2)
+        #expect(level([Int16](repeating: 0, count: 960)) == -120)
+        #expect(level([]) == -120)
+    }
+
+    @Test("the level follows a voice with a 300 ms time constant, and falls back as it stops")
+    func smoothing() {
+        let voice = VoiceLevel()
+        #expect(voice.dBFS == -120)
+        for _ in 0..<5 { voice.add(-20, over: 0.02) }   // 100 ms of talk: a click does not count yet
+        #expect(voice.dBFS < -85)
+        for _ in 0..<10 { voice.add(-20, over: 0.02) }  // 300 ms: about two thirds of the way
+        #expect(voice.dBFS > -60 && voice.dBFS < -50)
+        for _ in 0..<35 { voice.add(-20, over: 0.02) }  // a second
+        #expect(voice.dBFS > -25)
+        for _ in 0..<50 { voice.add(-120, over: 0.02) } // a second of silence
+        #expect(voice.dBFS < -115)
     }
 }

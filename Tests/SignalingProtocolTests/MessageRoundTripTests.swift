@@ -28,6 +28,10 @@ struct MessageRoundTripTests {
         .mediaState(MediaState(audio: true, video: false, screen: true)),
         .trackMap(to: "a1", tracks: trackMap),
         .trackMap(to: "a1", tracks: []),
+        .recordingRequest(to: "g1", action: .start),
+        .recordingRequest(to: "g1", action: .stop),
+        .recordingState(recording: true),
+        .recordingState(recording: false),
     ]
 
     static let trackMap = [
@@ -48,6 +52,11 @@ struct MessageRoundTripTests {
         .relayChanged(relay: nil),
         .trackMap(from: "r0", tracks: trackMap),
         .userJoined(from: "b", name: "Bob", roomUsers: ["a", "b"]),
+        .userJoined(from: "b", name: "Bob", roomUsers: ["a", "b"], account: "bob"),
+        .roomJoined(roomId: "r", self: PeerInfo(id: "a", name: "Ada", account: "ada"), peers: [PeerInfo(id: "b", name: "Bob", account: "bob")],
+                    capacity: 8),
+        .recordingRequest(from: "a", action: .start),
+        .recordingState(from: "g1", recording: true),
         .userDisconnected(from: "b"),
         .fullRoom(roomId: "r"),
         .offer(from: "a", offer: description),
@@ -62,6 +71,18 @@ struct MessageRoundTripTests {
         .mediaState(from: "a", state: MediaState(audio: false, video: true, screen: false)),
         .error(code: .unknownPeer, message: "no such peer"),
     ]
+
+    @Test("recording-request names its action: anything but start or stop is refused with the accepted values")
+    func recordingRequestActions() throws {
+        #expect(throws: SignalingError.self) { try ClientMessage.parse(Array(#"{"type":"recording-request","to":"g1","action":"pause"}"#.utf8)) }
+        do {
+            _ = try ClientMessage.parse(Array(#"{"type":"recording-request","to":"g1","action":"pause"}"#.utf8))
+        } catch {
+            #expect("\(error)".contains(#"action must be "start" or "stop""#))
+        }
+        // A guest's member info has no account field at all.
+        #expect(!jsonText(PeerInfo(id: "a", name: "guest-1")).contains("account"))
+    }
 
     @Test("every client message survives encode and parse", arguments: clientMessages)
     func clientMessageRoundTrips(_ message: ClientMessage) throws {

@@ -78,7 +78,7 @@ extension ServerTests {
                 let joined = try await ada.nextText("room-joined")
                 #expect(joined.contains(#""relay":null"#))
                 #expect(try ServerMessage.decode(joined) == .roomJoined(
-                    roomId: "standup", self: PeerInfo(id: ada.id, name: "ada"), peers: [], capacity: 8, relay: nil
+                    roomId: "standup", self: PeerInfo(id: ada.id, name: "ada", account: "ada"), peers: [], capacity: 8, relay: nil
                 ))
                 await ada.close()
             }
@@ -103,12 +103,13 @@ extension ServerTests {
                 let relay = try await server.connect(headers: Self.bearer(token))
                 let joined = try await relay.join("standup", name: "relay", role: .relay)
                 #expect(joined == .roomJoined(
-                    roomId: "standup", self: PeerInfo(id: relay.id, name: "relay"),
+                    // The token is a user's: the relay's member info names that account (a recorder's reports list it).
+                    roomId: "standup", self: PeerInfo(id: relay.id, name: "relay", account: "owner"),
                     peers: [PeerInfo(id: ada.id, name: "Ada"), PeerInfo(id: bob.id, name: "Bob")], capacity: 8, relay: relay.id
                 ))
                 for member in [ada, bob] {
                     #expect(try await Self.roomNews(member, until: "relay-changed") == [
-                        .userJoined(from: relay.id, name: "relay", roomUsers: [ada.id, bob.id, relay.id]),
+                        .userJoined(from: relay.id, name: "relay", roomUsers: [ada.id, bob.id, relay.id], account: "owner"),
                         .relayChanged(relay: relay.id),
                     ])
                 }
@@ -118,7 +119,7 @@ extension ServerTests {
                 let carol = try await server.connect(query: "?name=Carol")
                 #expect(try await carol.join("standup") == .roomJoined(
                     roomId: "standup", self: PeerInfo(id: carol.id, name: "Carol"),
-                    peers: [PeerInfo(id: ada.id, name: "Ada"), PeerInfo(id: bob.id, name: "Bob"), PeerInfo(id: relay.id, name: "relay")],
+                    peers: [PeerInfo(id: ada.id, name: "Ada"), PeerInfo(id: bob.id, name: "Bob"), PeerInfo(id: relay.id, name: "relay", account: "owner")],
                     capacity: 8, relay: relay.id
                 ))
                 // A plain member's arrival changes no relay.

@@ -13,6 +13,17 @@ def new_room_id() -> str:
     return secrets.token_urlsafe(12)
 
 
+def register(page: Page, prefix: str = "u") -> str:
+    """Registers a new account through the home page (which logs the page's context in); returns its username."""
+    username = prefix + secrets.token_hex(5)
+    page.goto("/")
+    page.fill("#username", username)
+    page.fill("#password", "pw-" + secrets.token_hex(8))
+    page.click("#register")
+    page.wait_for_selector("#signed-in:not([hidden])")
+    return username
+
+
 def room_path(room_id: str, name: str, **query) -> str:
     return f"/r/{room_id}?" + urlencode({"name": name, **{k: str(v) for k, v in query.items()}})
 

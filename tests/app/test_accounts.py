@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import secrets
 
+from app_helpers import register
+
 
 def test_register_login_reload_logout(users):
     page = users.new("user")
@@ -47,12 +49,7 @@ def test_register_login_reload_logout(users):
 
 def test_signed_in_user_joins_a_room_under_their_name(users):
     page = users.new("user")
-    username = "user" + secrets.token_hex(4)
-    page.goto("/")
-    page.fill("#username", username)
-    page.fill("#password", "pw-" + secrets.token_hex(8))
-    page.click("#register")
-    page.wait_for_selector("#signed-in:not([hidden])")
+    username = register(page, prefix="user")
     page.evaluate("() => localStorage.clear()")
 
     page.goto("/r/" + secrets.token_urlsafe(12))

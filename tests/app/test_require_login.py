@@ -7,7 +7,7 @@ import secrets
 import pytest
 
 from app_harness import Server, Users
-from app_helpers import assert_video_playing, wait_connected
+from app_helpers import assert_video_playing, register, wait_connected
 
 
 @pytest.fixture(scope="module")
@@ -22,16 +22,6 @@ def login_users(browser, login_server):
     u = Users(browser, login_server)
     yield u
     u.close()
-
-
-def register(page) -> str:
-    username = "u" + secrets.token_hex(5)
-    page.goto("/")
-    page.fill("#username", username)
-    page.fill("#password", "pw-" + secrets.token_hex(8))
-    page.click("#register")
-    page.wait_for_selector("#signed-in:not([hidden])")
-    return username
 
 
 def test_guest_is_asked_to_sign_in_and_members_can_call(login_users):

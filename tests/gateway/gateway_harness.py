@@ -201,6 +201,17 @@ def recordings(directory: Path) -> list[Path]:
     return sorted(p for p in directory.glob("*.webm") if not p.name.endswith(".repaired.webm"))
 
 
+def wait_for_finalized(record_dir: Path, count: int, timeout: float = 10.0) -> list[Path]:
+    """Waits until `count` recordings are finalized (their JSON report is complete); returns them."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        files = recordings(record_dir)
+        if len(files) == count and all(finalized_report(f) for f in files):
+            return files
+        time.sleep(0.1)
+    raise AssertionError(f"{count} finalized recordings expected within {timeout}s, found {sorted(p.name for p in record_dir.iterdir())}")
+
+
 class Xvfb:
     """An X server on a free display number, for the screen source; stop() kills it."""
 

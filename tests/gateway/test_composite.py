@@ -211,6 +211,43 @@ def test_camera_off_shows_the_name_tile_and_a_shared_screen_gets_the_large_area(
                     "-frames:v", "1", str(LOGS / "composite-screen.png")], check=True, timeout=60)
 
 
+def test_the_speaker_layout_gives_the_large_area_to_whoever_talks_without_flicker(gateways, record_dir):
+    """`--layout speaker`: ada is silent (no audio at all), bob talks (his tone), cy is muted; bob takes the
+    large area. Then bob mutes and cy unmutes: cy takes it. Two switches in all: a voice has to be the
+    loudest for a second before the picture changes, so the change of speakers does not flicker."""
+    recorder = gateways("recorder", new_room_id(), "--record", str(record_dir), "--composite", "--layout", "speaker",
+                        "--video", "none", "--audio", "none", port=free_port())
+    ada = join(gateways, recorder, "ada", "--audio", "none")
+    recorder.wait_for_log("first frames of ada")
+    start = time.monotonic()
+    cy = join(gateways, recorder, "cy")
+    cy.command("audio mute")
+    cy.wait_for_log("audio muted")
+    bob = join(gateways, recorder, "bob")
+    recorder.wait_for_log("composite: bob is speaking", timeout=20)
+    time.sleep(3)
+    bob_speaks = time.monotonic() - start
+    bob.command("audio mute")
+    cy.command("audio unmute")
+    cy.wait_for_log("audio unmuted")
+    recorder.wait_for_log("composite: cy is speaking", timeout=20)
+    time.sleep(3)
+    cy_speaks = time.monotonic() - start
+    assert recorder.interrupt() == 0, recorder.log_text()
+    for gateway in (ada, bob, cy):
+        gateway.stop()
+
+    switches = [line for line in recorder.log_text(full=True).splitlines() if "is speaking" in line]
+    assert len(switches) == 2, switches
+    [path] = record_dir.glob("*-composite-*.webm")
+    for name, at in (("bob", bob_speaks - 1), ("cy", cy_speaks - 1)):
+        picture = frame(path, at)
+        large = share_of(picture[:576], PEOPLE[name][1])
+        assert large > 0.5, f"{name}'s picture covers {large:.2f} of the large area at {at:.1f} s"
+        others = {other for other in ("ada", "bob", "cy") if other != name}
+        assert all(share_of(picture[576:], PEOPLE[other][1]) > 0.05 for other in others), f"the strip at {at:.1f} s"
+
+
 def test_a_killed_composite_plays_to_the_kill_and_repair_writes_its_report(gateways, record_dir):
     """kill -9 mid-recording: the composite's report is still the provisional one (who, where, when; not
     finalized); `vcall-gateway repair` makes a seekable copy that plays to within a second of the kill,

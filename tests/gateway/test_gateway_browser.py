@@ -13,7 +13,7 @@ import pytest
 
 from app_harness import Users, free_port
 from app_helpers import assert_video_playing, join, new_room_id, peer_id_by_name, wait_connected
-from gateway_harness import Gateway, decodes_cleanly, ffprobe, finalized_report, recordings, video_packets
+from gateway_harness import Gateway, decodes_cleanly, ffprobe, video_packets, wait_for_finalized
 
 
 @pytest.fixture
@@ -28,17 +28,6 @@ def call(browser):
     for path in record_dir.iterdir():
         path.unlink()
     record_dir.rmdir()
-
-
-def wait_for_files(record_dir: Path, count: int, timeout: float = 10.0) -> list[Path]:
-    """Waits until `count` recordings are finalized (their JSON report is written)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        files = recordings(record_dir)
-        if len(files) == count and all(finalized_report(f) for f in files):
-            return files
-        time.sleep(0.1)
-    raise AssertionError(f"{count} finalized recordings expected within {timeout}s, found {list(record_dir.iterdir())}")
 
 
 def assert_browser_recording(path: Path, name: str, at_least_seconds: float) -> None:
@@ -70,7 +59,7 @@ def test_browser_plays_the_gateways_video_and_the_gateway_records_the_browser(ca
 
     # The tab closes abruptly: the gateway finalizes alice's file.
     alice.context.close()
-    [path] = wait_for_files(record_dir, 1)
+    [path] = wait_for_finalized(record_dir, 1)
     assert path.name.startswith(f"{room}-alice-"), path.name
     assert_browser_recording(path, "alice", at_least_seconds=4)
 
@@ -90,7 +79,7 @@ def test_three_party_mesh_two_browsers_and_the_gateway_which_writes_two_files(ca
 
     # Ctrl-C on the gateway finalizes both files.
     assert gateway.interrupt() == 0, gateway.log_text()
-    files = wait_for_files(record_dir, 2)
+    files = wait_for_finalized(record_dir, 2)
     names = sorted(f.name.split("-")[-2] for f in files)
     assert names == ["alice", "bob"], [f.name for f in files]
     for path in files:
@@ -111,7 +100,7 @@ def test_a_gateway_that_only_records_joins_an_ongoing_call_and_records_everyone(
         recorder.wait_for_log("first frames of bot written", timeout=30)
         time.sleep(3)
         assert recorder.interrupt() == 0, recorder.log_text()
-        files = wait_for_files(recorder_dir, 2)
+        files = wait_for_finalized(recorder_dir, 2)
         for path in files:
             name = path.name.split("-")[-2]
             assert_browser_recording(path, name, at_least_seconds=2.5)

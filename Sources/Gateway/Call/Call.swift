@@ -28,10 +28,15 @@ public actor Call {
     var relayMembership: RelayMembership?
     /// The room's members and their names (the relay's track map names participants by id only).
     var memberNames: [String: String] = [:]
+    /// The accounts (usernames) of the members who are logged in, this gateway's own included: a recording's
+    /// report lists them, as the people who may watch it.
+    private var memberAccounts: [String: String] = [:]
     private var inRoom = false
     private var stopped = false
     /// What this gateway sends, as `media-state` tells the room (nil: never said).
     private var ownMediaState: MediaState?
+    /// Whether this gateway records the room, for `recording-state`; nil when it cannot record (no folder).
+    private var ownRecordingState: Bool?
     /// Offers sent in this call (a track swap must not add any).
     public private(set) var offersSent = 0
     /// Numbers the peers of every Call in the process: their elements' names must differ within a pipeline,
@@ -54,6 +59,15 @@ public actor Call {
         guard state != ownMediaState else { return }
         ownMediaState = state
         if inRoom { client.send(.mediaState(state)) }
+    }
+
+    /// Tells the room whether this gateway records it (`recording-state`), now and to everyone who joins
+    /// later: pages show it and offer the record button, whose `recording-request` comes back as
+    /// `CallEvent.recordingRequested`.
+    public func announceRecordingState(_ recording: Bool) {
+        guard recording != ownRecordingState else { return }
+        ownRecordingState = recording
+        if inRoom { client.send(.recordingState(recording: recording)) }
     }
 
     /// Connects, joins the room and takes part until `leave()`; reconnects and rejoins when the socket drops.
@@ -126,7 +140,10 @@ public actor Call {
             inRoom = true
             selfID = me.id
             memberNames = Dictionary(peers.map { ($0.id, $0.name) }, uniquingKeysWith: { _, last in last })
+            memberAccounts = Dictionary(([me] + peers).compactMap { peer in peer.account.map { (peer.id, $0) } },
+                                        uniquingKeysWith: { _, last in last })
             if let ownMediaState { client.send(.mediaState(ownMediaState)) }
+            if let ownRecordingState { client.send(.recordingState(recording: ownRecordingState)) }
             if configuration.relay { publishOwnTracks(as: me.id) }
             eventSink.yield(.joined(selfID: me.id, participants: peers))
             if !configuration.relay {
@@ -153,11 +170,13 @@ public actor Call {
                 guard let participant = await addParticipant(id: peer.id, name: peer.name) else { continue }
                 await sendOffer(to: participant)
             }
-        case .userJoined(let from, let name, _):
+        case .userJoined(let from, let name, _, let account):
             logger.debug("user-joined: \(name) (\(from))")
             memberNames[from] = name
+            memberAccounts[from] = account
             // The newcomer learns what we send, as pages tell each other (a camera that is off shows so).
             if let ownMediaState { client.send(.mediaState(ownMediaState)) }
+            if let ownRecordingState { client.send(.recordingState(recording: ownRecordingState)) }
             // In a relay room only the relay connects to us; the newcomer's media may already be mapped.
             guard relayMembership == nil else {
                 attributeRelayedTracks()
@@ -178,6 +197,7 @@ public actor Call {
             waitForFirstOffer(from: participant)
         case .userDisconnected(let from):
             memberNames[from] = nil
+            memberAccounts[from] = nil
             if relayMembership != nil {
                 relayedParticipantLeft(from)
             } else if let participant = participants[from] {
@@ -221,10 +241,17 @@ public actor Call {
             eventSink.yield(.problem("the server said \(code.rawValue): \(text)"))
         case .mediaState(let from, let state):
             eventSink.yield(.mediaState(participant: from, state))
+        case .recordingRequest(let from, let action):
+            eventSink.yield(.recordingRequested(by: from, name: memberNames[from] ?? from, action))
+        case .recordingState:
+            break   // another member records: nothing to do here
         case .onlineUsers, .incomingCall, .callAccepted, .callRejected, .hangup, .welcome:
             break
         }
     }
+
+    /// The accounts of the room's members now (see `memberAccounts`).
+    public func roomAccounts() -> Set<String> { Set(memberAccounts.values) }
 
     // MARK: Participants
 

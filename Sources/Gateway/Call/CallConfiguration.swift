@@ -46,6 +46,8 @@ public enum CallEvent: Sendable {
     case remoteTrack(participant: String, name: String, track: ReceivedTrack)
     /// A participant said which of their media are on (`media-state`).
     case mediaState(participant: String, MediaState)
+    /// A member pressed the record button (`recording-request`).
+    case recordingRequested(by: String, name: String, RecordingAction)
     case offerSent(to: String)
     case signalingLost(reason: String)
     /// Signaling stopped for good (the server's certificate is not trusted): the user must change something.

@@ -24,6 +24,9 @@ final class CompositeInput: @unchecked Sendable {
     let displayName: String
     /// Monotonic nanoseconds of the last decoded frame that reached the compositor (0: none yet).
     let lastFrame = Atomic<UInt64>(0)
+    /// The participant's voice, for the speaker layout.
+    private let voice = VoiceLevel()
+    var voiceLevel: Double { voice.dBFS }
     var mediaState: MediaState?
     private(set) var cell: CompositeLayout.Cell
     /// Whether the picture is shown over the tile. A picture pad without a frame yet draws nothing, so the
@@ -117,9 +120,29 @@ final class CompositeInput: @unchecked Sendable {
                             try codec.makeDepayloader(name: "\(prefix)-audio-depay"), decoder,
                             try make("audioconvert", "convert"), try make("audioresample", "resample"), caps]
             let pad = try link(elements, into: mixer)
+            let voice = self.voice
+            caps.staticPad("src")?.addProbe(.buffer) { info in
+                info.withBufferBytes { buffer, bytes in
+                    voice.add(Self.level(ofS16: bytes), over: buffer.duration.map { Double($0) / 1e9 } ?? 0.02)
+                }
+                return .ok
+            }
             audio = (elements, pad, try track.attach(elements[0].staticPad("sink")!, gathering: RecorderBranch.gathering))
         }
         return true
+    }
+
+    /// The loudness of 16-bit samples in dBFS (-120 for silence).
+    static func level(ofS16 bytes: UnsafeRawBufferPointer) -> Double {
+        let samples = bytes.count / 2
+        guard samples > 0 else { return -120 }
+        var sum = 0.0
+        for index in 0..<samples {
+            let sample = Double(Int16(littleEndian: bytes.loadUnaligned(fromByteOffset: index * 2, as: Int16.self)))
+            sum += sample * sample
+        }
+        let meanSquare = sum / Double(samples) / (32768.0 * 32768.0)
+        return meanSquare > 1e-12 ? max(-120, 10 * log10(meanSquare)) : -120
     }
 
     /// The output pad of the video branch (for the recorder's first-picture probe).
@@ -203,5 +226,19 @@ final class CompositeInput: @unchecked Sendable {
         let palette: [UInt32] = [0xFF3C4A5C, 0xFF4A3C5C, 0xFF3C5C4A, 0xFF5C4A3C, 0xFF2F4F4F, 0xFF4F2F3F]
         let hash = participantID.unicodeScalars.reduce(UInt32(2166136261)) { ($0 ^ $1.value) &* 16777619 }
         return palette[Int(hash % UInt32(palette.count))]
+    }
+}
+
+/// A participant's voice level in dBFS, smoothed over about 300 ms: written by the audio branch's streaming
+/// thread (the only writer), read by the recorder.
+final class VoiceLevel: Sendable {
+    private let bits = Atomic<UInt64>(Double(-120).bitPattern)
+
+    var dBFS: Double { Double(bitPattern: bits.load(ordering: .relaxed)) }
+
+    /// Moves the level towards `level` by the share of 300 ms that `seconds` of audio make.
+    func add(_ level: Double, over seconds: Double) {
+        let previous = dBFS
+        bits.store((previous + (level - previous) * min(1, max(0, seconds) / 0.3)).bitPattern, ordering: .relaxed)
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import Recordings
 import GStreamer
 import Logging
 import SignalingProtocol
@@ -31,6 +32,13 @@ import WebRTC
 ///   writes; `stop()` ends the file with EOS (bounded by `finalizeTimeout`); `vcall-gateway repair` mends a killed one.
 public actor CompositeRecorder {
     public struct Options: Sendable {
+        /// `grid` (everyone alike, a shared screen large) or `speaker` (whoever is talking large).
+        public var layout = LayoutMode.grid
+        /// The speaker layout: how long someone must be the loudest voice before they take the large
+        /// area (so that a cough or two people talking at once does not make the picture flicker).
+        public var speakerHold: Duration = .seconds(1)
+        /// The speaker layout: a voice quieter than this (dBFS, smoothed over about 300 ms) is not talking.
+        public var speakingThreshold = -50.0
         public var width = 1280
         public var height = 720
         public var framerate = 30
@@ -54,6 +62,15 @@ public actor CompositeRecorder {
         public var drain: Duration = .milliseconds(300)
 
         public init() {}
+    }
+
+    /// How the composite arranges people (`--layout`).
+    public enum LayoutMode: String, Sendable, CaseIterable {
+        /// A grid; someone sharing their screen gets the large area.
+        case grid
+        /// Whoever is talking gets the large area (a shared screen still comes first); a grid until
+        /// someone talks.
+        case speaker
     }
 
     static let audioCaps = "audio/x-raw,format=S16LE,layout=interleaved,rate=48000,channels=2"
@@ -86,6 +103,11 @@ public actor CompositeRecorder {
     private var subscriptions: [String: (tracks: ParticipantTracks, id: Int)] = [:]
     /// Everyone who was in the composite, in order of arrival (for the report).
     private var everyone: [RecordingReport.Participant] = []
+    /// The speaker layout: who has the large area, and who has been the loudest since when.
+    private var speaker: String?
+    private var speakerCandidate: (id: String, since: ContinuousClock.Instant)?
+    /// The accounts of everyone logged in who was in the room while it recorded: the report's `accounts`.
+    private var accounts: Set<String> = []
     private var watchTask: Task<Void, Never>?
     private var startTask: Task<Void, Never>?
     private var stopTask: Task<RecordingReport, Never>?
@@ -208,7 +230,8 @@ public actor CompositeRecorder {
             throw GatewayError.recording("cannot start the composite recording into \(file.path): \(error); check the folder's permissions or use --record DIR elsewhere")
         }
         bus = pipeline.bus
-        try? RecordingReport.provisional(participantID: "composite", displayName: "composite", room: room, file: file, start: started)
+        try? RecordingReport.provisional(participantID: RecordingReport.compositeParticipantID, displayName: "composite", room: room,
+                                         file: file, start: started)
             .write(beside: file)
         logger.info("composite recording to \(file.path), \(layout.width)x\(layout.height) at \(options.framerate) fps")
     }
@@ -230,6 +253,20 @@ public actor CompositeRecorder {
         guard let failure = counts.failure else { return }
         logger.error("the composite recording failed (\(failure.source): \(failure.message)); the call and the other recordings go on")
         await stop()
+    }
+
+    /// Notes accounts in the room. The provisional report is rewritten, so a file cut off later still says
+    /// who may watch it.
+    public func addAccounts(_ more: some Sequence<String>) {
+        let before = accounts.count
+        accounts.formUnion(more)
+        if accounts.count != before, stopTask == nil { writeProvisionalReport() }
+    }
+
+    private func writeProvisionalReport() {
+        try? RecordingReport.provisional(participantID: RecordingReport.compositeParticipantID, displayName: "composite", room: room,
+                                         file: file, start: started, accounts: accounts)
+            .write(beside: file)
     }
 
     // MARK: Participants
@@ -310,7 +347,29 @@ public actor CompositeRecorder {
 
     private func relayout() {
         let featured = inputs.firstIndex { $0.mediaState?.screen == true }
+            ?? speaker.flatMap { speaker in inputs.firstIndex { $0.participantID == speaker } }
         for (input, cell) in zip(inputs, layout.cells(count: inputs.count, featured: featured)) { input.move(to: cell) }
+    }
+
+    /// The speaker layout: the loudest voice above the threshold takes the large area once it has been the
+    /// loudest for `speakerHold`; silence keeps the last speaker there.
+    private func updateSpeaker() {
+        guard options.layout == .speaker else { return }
+        let loudest = inputs.map { ($0, $0.voiceLevel) }.filter { $0.1 > options.speakingThreshold }.max { $0.1 < $1.1 }?.0
+        guard let loudest, loudest.participantID != speaker else {
+            speakerCandidate = nil
+            return
+        }
+        let now = ContinuousClock.now
+        guard let candidate = speakerCandidate, candidate.id == loudest.participantID else {
+            speakerCandidate = (loudest.participantID, now)
+            return
+        }
+        guard now - candidate.since >= options.speakerHold else { return }
+        speaker = loudest.participantID
+        speakerCandidate = nil
+        logger.info("composite: \(loudest.displayName) is speaking")
+        relayout()
     }
 
     // MARK: Pictures or name tiles
@@ -320,6 +379,7 @@ public actor CompositeRecorder {
             while !Task.isCancelled {
                 try? await Task.sleep(for: .milliseconds(200))
                 await self?.refreshVisibility()
+                await self?.updateSpeaker()
             }
         }
     }
@@ -388,7 +448,7 @@ public actor CompositeRecorder {
         let snapshot = counts.snapshot()
         let written = finalized ? (try? WebMRepair.inspect(file))?.duration : nil
         let bytes = (try? FileManager.default.attributesOfItem(atPath: file.path)[.size] as? Int) ?? 0
-        var report = RecordingReport(participantID: "composite", displayName: "composite", room: room, file: file.lastPathComponent,
+        var report = RecordingReport(participantID: RecordingReport.compositeParticipantID, displayName: "composite", room: room, file: file.lastPathComponent,
                                      start: started, end: stopRequested, duration: written ?? snapshot.duration,
                                      videoCodec: snapshot.videoFrames > 0 ? "VP8" : nil, audioCodec: snapshot.audioPackets > 0 ? "OPUS" : nil,
                                      videoFrames: snapshot.videoFrames, keyframes: snapshot.keyframes, audioPackets: snapshot.audioPackets,
@@ -396,6 +456,7 @@ public actor CompositeRecorder {
                                      error: counts.failure.map { "\($0.source): \($0.message)" }
                                         ?? (counts.hasStarted ? nil : "nobody's media arrived: the file is empty"))
         report.participants = everyone
+        report.accounts = accounts.isEmpty ? nil : accounts.sorted()
         report.framesDropped = max(0, snapshot.framesAdmitted - snapshot.videoFrames)
         if !counts.hasStarted {
             try? FileManager.default.removeItem(at: file)

@@ -1,4 +1,5 @@
 import Foundation
+import Recordings
 import GStreamer
 import Logging
 import Synchronization
@@ -81,6 +82,8 @@ public actor ParticipantRecorder {
     private var startTimedOut = false
     private var stopping = false
     private var stopTask: Task<RecordingReport, Never>?
+    /// The accounts of everyone logged in who was in the room while this file recorded: the report's `accounts`.
+    private var accounts: Set<String> = []
     private var listenerID: Int?
     private var observerToken: BusObserverToken?
     private var timeoutTask: Task<Void, Never>?
@@ -169,9 +172,22 @@ public actor ParticipantRecorder {
             guard !Task.isCancelled else { return }
             await self?.startTimeoutElapsed()
         }
-        try? RecordingReport.provisional(participantID: participantID, displayName: displayName, room: room, file: file, start: started)
-            .write(beside: file)
+        writeProvisionalReport()
         logger.info("recording to \(file.path), waiting for \(expectedKinds.map(\.rawValue).sorted().joined(separator: " and "))")
+    }
+
+    /// Notes accounts in the room. The provisional report is rewritten, so a file cut off later still says
+    /// who may watch it.
+    public func addAccounts(_ more: some Sequence<String>) {
+        let before = accounts.count
+        accounts.formUnion(more)
+        if accounts.count != before, stopTask == nil { writeProvisionalReport() }
+    }
+
+    private func writeProvisionalReport() {
+        try? RecordingReport.provisional(participantID: participantID, displayName: displayName, room: room, file: file,
+                                         start: started, accounts: accounts)
+            .write(beside: file)
     }
 
     // MARK: Tracks
@@ -339,7 +355,7 @@ public actor ParticipantRecorder {
                                audioCodec: counts.audioPackets > 0 ? counts.audioCodec : nil,
                                videoFrames: counts.videoFrames, keyframes: counts.keyframes, audioPackets: counts.audioPackets,
                                videoGaps: counts.gaps, bytes: bytes, finalizedCleanly: finalized,
-                               error: counts.error)
+                               error: counts.error, accounts: accounts.isEmpty ? nil : accounts.sorted())
     }
 
     // MARK: Status

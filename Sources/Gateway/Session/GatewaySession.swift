@@ -1,4 +1,5 @@
 import Foundation
+import Recordings
 import GStreamer
 import Logging
 import SignalingProtocol
@@ -108,6 +109,7 @@ public actor GatewaySession {
             }
         }
         await call.announceMediaState(ownMediaState)
+        await announceRecordingState()
         async let taking: Void = call.run()
         for await event in call.events {
             await handle(event)
@@ -125,6 +127,7 @@ public actor GatewaySession {
             // A recorder picks up the participant's later tracks by itself (it subscribes to them).
             if recording { await record(participant) }
             if let composite { await addToComposite(tracks, composite) }
+            await noteRoomAccounts()
         case .participantLeft(let participant, _):
             await stopRecording(participant)
             await composite?.remove(participantID: participant)
@@ -143,7 +146,11 @@ public actor GatewaySession {
             logger.warning("\(text)")
         case .signalingFailed(let reason):
             signalingFailure = reason
-        case .joined, .participantJoined, .offerSent, .signalingLost:
+        case .joined, .participantJoined:
+            await noteRoomAccounts()
+        case .recordingRequested(let from, let name, let action):
+            await recordingRequested(by: name, id: from, action)
+        case .offerSent, .signalingLost:
             break
         }
     }
@@ -152,6 +159,15 @@ public actor GatewaySession {
 
     /// Carries out a command; returns what to tell the user.
     public func perform(_ command: GatewayCommand) async -> String {
+        let answer = await carryOut(command)
+        switch command {
+        case .record, .composite: await announceRecordingState()
+        default: break
+        }
+        return answer
+    }
+
+    private func carryOut(_ command: GatewayCommand) async -> String {
         do {
             switch command {
             case .video(let source):
@@ -204,6 +220,39 @@ public actor GatewaySession {
         }
     }
 
+    /// The room page's record button (`recording-request`): starts or stops what this gateway records
+    /// (every participant, and the composite with `--composite`), as `record start|stop` would.
+    private func recordingRequested(by name: String, id: String, _ action: RecordingAction) async {
+        guard options.recordDirectory != nil else {
+            logger.warning("\(name) (\(id)) asked to \(action.rawValue) recording, but this gateway has no recording folder (--record DIR)")
+            return
+        }
+        logger.notice("\(name) (\(id)) asked to \(action.rawValue) recording")
+        switch action {
+        case .start:
+            let answer = await perform(.record(true))
+            logger.info("\(answer)")
+            if options.composite, composite == nil {
+                let answer = await perform(.composite(true))
+                logger.info("\(answer)")
+            }
+        case .stop:
+            let answer = await perform(.record(false))
+            logger.info("\(answer)")
+            if composite != nil {
+                let answer = await perform(.composite(false))
+                logger.info("\(answer)")
+            }
+        }
+    }
+
+    /// Tells the room whether this gateway records (`recording-state`): pages show it and offer the record
+    /// button. A gateway without a recording folder says nothing.
+    private func announceRecordingState() async {
+        guard options.recordDirectory != nil else { return }
+        await call.announceRecordingState(recording || composite != nil)
+    }
+
     /// What this gateway sends, for `media-state`: `none` (black frames or silence, sent so that nobody
     /// renegotiates) counts as off, and so does muted audio; the `screen` source is a shared screen.
     private var ownMediaState: MediaState {
@@ -228,6 +277,7 @@ public actor GatewaySession {
                                                                    Task { await self?.rollOver(participant) }
                                                                })
             recorders[participant] = recorder
+            await recorder.addAccounts(await call.roomAccounts())
             logger.info("recording \(tracks.displayName) to \(recorder.file.path)")
             let logger = self.logger
             Task {
@@ -241,12 +291,22 @@ public actor GatewaySession {
         }
     }
 
+    /// Tells every running recording which accounts are in the room: its report lists everyone logged in
+    /// who was there while it recorded (the people who may watch it in the web app).
+    private func noteRoomAccounts() async {
+        let accounts = await call.roomAccounts()
+        guard !accounts.isEmpty else { return }
+        for recorder in recorders.values { await recorder.addAccounts(accounts) }
+        await composite?.addAccounts(accounts)
+    }
+
     /// Starts the composite recording with everyone already in the call.
     private func startComposite() async throws -> CompositeRecorder {
         guard let directory = options.recordDirectory else { throw GatewayError.usage("recording needs a folder: --record DIR") }
         let started = try CompositeRecorder(pipeline: pipeline, directory: directory, room: options.call.room,
                                             options: options.compositeOptions, logger: logger)
         await started.watchForFailures()
+        await started.addAccounts(await call.roomAccounts())
         composite = started
         for tracks in received.values.sorted(by: { $0.participantID < $1.participantID }) { await addToComposite(tracks, started) }
         return started

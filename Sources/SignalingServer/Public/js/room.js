@@ -29,6 +29,7 @@ import { Peer, RELAY_FALLBACK_OFFER_TIMEOUT_MS } from './peer.js';
 import { RelayConnection, RelayedPeer } from './relay.js';
 import { ROOM_ID_PATTERN, cleanName, currentUser, el, notify, saveName, savedName } from './common.js';
 import { installRoomInspection } from './inspect.js';
+import { installRoomRecording } from './room-recording.js';
 
 const $ = (id) => document.getElementById(id);
 
@@ -68,6 +69,9 @@ const state = {
 
 // The test/inspection hooks (`window.vcall`); tests and benchmarks read them, see inspect.js.
 installRoomInspection({ roomId, state, mediaState, currentVideoTrack });
+
+// The record button, the "Recording" badge and the room's recordings panel.
+const recording = installRoomRecording({ roomId, send: (msg) => state.signaling && state.signaling.send(msg) });
 
 // ---- messages to the user ----------------------------------------------------------------------
 
@@ -558,6 +562,7 @@ function connect() {
   for (const type of ['offer', 'answer', 'ice-candidate', 'track-map']) sig.on(type, (msg) => onRelayedSignal(type, msg));
   sig.on('relay-changed', onRelayChanged);
   sig.on('media-state', onMediaState);
+  sig.on('recording-state', (msg) => recording.onRecordingState(msg));
   sig.on('full-room', onRoomFull);
   sig.on('hangup', onHangup);
   sig.on('incoming-call', onIncomingCall);
@@ -603,6 +608,7 @@ function onRoomJoined(msg) {
   updateStageLayout();
   const members = Array.isArray(msg.peers) ? msg.peers : [];
   state.members = new Map(members.filter((p) => p && p.id && p.id !== state.selfId).map((p) => [p.id, p.name || 'guest']));
+  recording.keepOnly(new Set(state.members.keys()));
   // Before the Peers: a relay room feeds tiles from the relay; a room whose relay left while we were
   // away (a rejoin) falls back to a mesh. A relay connection still alive is kept, as Peers are.
   const relay = typeof msg.relay === 'string' && msg.relay ? msg.relay : null;
@@ -656,6 +662,7 @@ function onUserJoined(msg) {
 
 function onUserDisconnected(msg) {
   state.members.delete(msg.from);
+  recording.forget(msg.from);
   const entry = removePeer(msg.from);
   if (msg.from === state.relay) {
     // relay-changed {relay: null} follows; falling back now is the same.

@@ -24,6 +24,7 @@ public struct RecordingReport: Codable, Sendable, Equatable {
         }
     }
 
+    /// The participant's peer id, or `compositeParticipantID` for the composite (the whole meeting).
     public var participantID: String
     public var displayName: String
     public var room: String
@@ -54,6 +55,35 @@ public struct RecordingReport: Codable, Sendable, Equatable {
     public var framesDropped: Int?
     /// True when `vcall-gateway repair` wrote this report, for a file cut off before it was finalized.
     public var repaired: Bool?
+    /// The accounts (usernames) of everyone logged in who was in the room while this file recorded, sorted:
+    /// who may watch it in the web app (see `RecordingCatalog`). Guests have none; nil or empty: admins only.
+    public var accounts: [String]?
+
+    public init(participantID: String, displayName: String, room: String, file: String, start: Date, end: Date, duration: Double,
+                videoCodec: String?, audioCodec: String?, videoFrames: Int, keyframes: Int, audioPackets: Int, videoGaps: [Gap],
+                bytes: Int, finalizedCleanly: Bool, error: String?, participants: [Participant]? = nil, framesDropped: Int? = nil,
+                repaired: Bool? = nil, accounts: [String]? = nil) {
+        self.participantID = participantID
+        self.displayName = displayName
+        self.room = room
+        self.file = file
+        self.start = start
+        self.end = end
+        self.duration = duration
+        self.videoCodec = videoCodec
+        self.audioCodec = audioCodec
+        self.videoFrames = videoFrames
+        self.keyframes = keyframes
+        self.audioPackets = audioPackets
+        self.videoGaps = videoGaps
+        self.bytes = bytes
+        self.finalizedCleanly = finalizedCleanly
+        self.error = error
+        self.participants = participants
+        self.framesDropped = framesDropped
+        self.repaired = repaired
+        self.accounts = accounts
+    }
 
     /// Someone in a composite recording.
     public struct Participant: Codable, Sendable, Equatable {
@@ -65,6 +95,9 @@ public struct RecordingReport: Codable, Sendable, Equatable {
             self.name = name
         }
     }
+
+    /// `participantID` of a composite recording.
+    public static let compositeParticipantID = "composite"
 
     /// The JSON the gateway writes: ISO 8601 dates, sorted keys, pretty-printed.
     public func json() throws -> Data {
@@ -84,11 +117,14 @@ public struct RecordingReport: Codable, Sendable, Equatable {
     /// What a recording's report says from its first moment until it is finalized: who, where and when,
     /// and that the file is not finished. A recording cut off by `kill -9` keeps this one until
     /// `vcall-gateway repair` writes the repaired file's report.
-    static func provisional(participantID: String, displayName: String, room: String, file: URL, start: Date) -> RecordingReport {
-        RecordingReport(participantID: participantID, displayName: displayName, room: room, file: file.lastPathComponent,
-                        start: start, end: start, duration: 0, videoCodec: nil, audioCodec: nil, videoFrames: 0, keyframes: 0,
-                        audioPackets: 0, videoGaps: [], bytes: 0, finalizedCleanly: false,
-                        error: "not finalized: still recording, or cut off (run vcall-gateway repair \(file.lastPathComponent))")
+    package static func provisional(participantID: String, displayName: String, room: String, file: URL, start: Date,
+                                    accounts: Set<String> = []) -> RecordingReport {
+        var report = RecordingReport(participantID: participantID, displayName: displayName, room: room, file: file.lastPathComponent,
+                                     start: start, end: start, duration: 0, videoCodec: nil, audioCodec: nil, videoFrames: 0, keyframes: 0,
+                                     audioPackets: 0, videoGaps: [], bytes: 0, finalizedCleanly: false,
+                                     error: "not finalized: still recording, or cut off (run vcall-gateway repair \(file.lastPathComponent))")
+        report.accounts = accounts.isEmpty ? nil : accounts.sorted()
+        return report
     }
 
     /// Writes the report next to its recording (`NAME.webm` → `NAME.json`), atomically.
