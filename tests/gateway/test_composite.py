@@ -19,7 +19,7 @@ import pytest
 
 from app_harness import free_port
 from app_helpers import new_room_id
-from gateway_harness import LOGS, decodes_cleanly, ffprobe, run_gateway, video_packets
+from gateway_harness import LOGS, decodes_cleanly, ffprobe, finalized_report, run_gateway, video_packets
 
 WIDTH, HEIGHT = 1280, 720
 # name: (videotestsrc pattern, RGB it decodes to, tone in Hz)
@@ -246,6 +246,42 @@ def test_the_speaker_layout_gives_the_large_area_to_whoever_talks_without_flicke
         assert large > 0.5, f"{name}'s picture covers {large:.2f} of the large area at {at:.1f} s"
         others = {other for other in ("ada", "bob", "cy") if other != name}
         assert all(share_of(picture[576:], PEOPLE[other][1]) > 0.05 for other in others), f"the strip at {at:.1f} s"
+
+
+def test_an_empty_room_ends_the_composite_and_the_next_participant_starts_a_new_one(gateways, record_dir):
+    """ada comes and goes: the composite ends when she leaves (finalized, as long as she was there), not
+    hours of black later; bob comes later: a new composite starts with his picture. `status` lists it."""
+    recorder = gateways("recorder", new_room_id(), "--record", str(record_dir), "--composite", "--video", "none",
+                        "--audio", "none", port=free_port())
+    ada = join(gateways, recorder, "ada")
+    recorder.wait_for_log("first frames of ada")
+    start = time.monotonic()
+    time.sleep(3)
+    assert "-composite-" in recorder.status(), recorder.status()
+    assert ada.interrupt() == 0, ada.log_text()
+    ada_stayed = time.monotonic() - start
+    recorder.wait_for_log("the room is empty")
+    deadline = time.monotonic() + 15
+    while not ((files := list(record_dir.glob("*-composite-*.webm"))) and all(finalized_report(p) for p in files)):
+        assert time.monotonic() < deadline, recorder.log_text()
+        time.sleep(0.2)
+    [first] = record_dir.glob("*-composite-*.webm")
+    duration = float(ffprobe(first)["format"]["duration"])
+    assert abs(duration - ada_stayed) <= 1.0, f"{duration:.2f} s for {ada_stayed:.2f} s with ada"
+    assert json.loads(first.with_suffix(".json").read_text())["finalizedCleanly"] is True
+    time.sleep(2)
+    mark = len(recorder.log_text(full=True))
+    bob = join(gateways, recorder, "bob")
+    recorder.wait_for_log("first frames of bob", after=mark)
+    time.sleep(3)
+    assert recorder.interrupt() == 0, recorder.log_text()
+    bob.stop()
+    files = sorted(record_dir.glob("*-composite-*.webm"))
+    assert len(files) == 2, [f.name for f in files]
+    [second] = [f for f in files if f != first]
+    report = json.loads(second.with_suffix(".json").read_text())
+    assert [p["name"] for p in report["participants"]] == ["bob"], report["participants"]
+    assert cells_shown(frame(second, 1.0)) == {"bob"}
 
 
 def test_a_killed_composite_plays_to_the_kill_and_repair_writes_its_report(gateways, record_dir):

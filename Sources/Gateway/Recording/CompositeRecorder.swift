@@ -269,6 +269,20 @@ public actor CompositeRecorder {
             .write(beside: file)
     }
 
+    /// What the composite is doing now, for the status display.
+    public nonisolated var status: RecordingStatus {
+        let snapshot = counts.snapshot()
+        let bytes = (try? FileManager.default.attributesOfItem(atPath: file.path)[.size] as? Int) ?? 0
+        let failure = counts.failure
+        return RecordingStatus(phase: failure != nil ? .failed : (counts.hasStarted ? .recording : .waitingForTracks), file: file,
+                               duration: snapshot.duration, bytes: bytes, videoFrames: snapshot.videoFrames,
+                               audioPackets: snapshot.audioPackets,
+                               error: failure.map { GatewayError.recording("\($0.source): \($0.message)") })
+    }
+
+    /// How many participants are in the picture now.
+    public var participantCount: Int { inputs.count }
+
     // MARK: Participants
 
     /// Adds a participant: a cell (with their name tile at once) and their tracks, now and as they come.

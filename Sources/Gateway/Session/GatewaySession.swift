@@ -59,6 +59,10 @@ public actor GatewaySession {
     private var finalizing: [ObjectIdentifier: ParticipantRecorder] = [:]
     private var finished: [RecordingReport] = []
     private var composite: CompositeRecorder?
+    /// The meeting is to be recorded as one file: from `--composite`, `record start composite` or the record
+    /// button until `record stop composite`. The file ends when the room empties and a new one starts with
+    /// the next participant, so an empty room is not recorded as hours of black.
+    private var compositeWanted: Bool
     /// The latest media-state of each participant, for a composite started later.
     private var mediaStates: [String: MediaState] = [:]
     private var busWatch: Task<Void, Never>?
@@ -73,6 +77,7 @@ public actor GatewaySession {
         self.options = options
         self.logger = logger
         recording = options.recordFromStart
+        compositeWanted = options.composite && options.recordFromStart
         if options.recordFromStart || options.composite, options.recordDirectory == nil {
             throw GatewayError.usage("recording needs a folder: --record DIR")
         }
@@ -101,13 +106,7 @@ public actor GatewaySession {
         watchBus()
         // Before joining, so the first participant's negotiation does not load plugins on the way.
         await WebRTCPeer.warmUp(udpPorts: options.call.udpPorts)
-        if options.composite, options.recordFromStart {
-            do {
-                _ = try await startComposite()
-            } catch {
-                logger.error("\(error)")
-            }
-        }
+        if compositeWanted { await resumeComposite() }
         await call.announceMediaState(ownMediaState)
         await announceRecordingState()
         async let taking: Void = call.run()
@@ -126,13 +125,22 @@ public actor GatewaySession {
             logger.debug("receiving \(track) from \(name)")
             // A recorder picks up the participant's later tracks by itself (it subscribes to them).
             if recording { await record(participant) }
-            if let composite { await addToComposite(tracks, composite) }
+            if let composite {
+                await addToComposite(tracks, composite)
+            } else if compositeWanted {
+                await resumeComposite()
+            }
             await noteRoomAccounts()
         case .participantLeft(let participant, _):
             await stopRecording(participant)
             await composite?.remove(participantID: participant)
             received.removeValue(forKey: participant)
             mediaStates.removeValue(forKey: participant)
+            if let composite, await composite.participantCount == 0 {
+                logger.info("the room is empty: the composite ends here, and a new one starts with the next participant")
+                _ = await stopComposite()
+                await announceRecordingState()
+            }
         case .mediaState(let participant, let state):
             mediaStates[participant] = state
             await composite?.setMediaState(state, of: participant)
@@ -203,9 +211,12 @@ public actor GatewaySession {
                     _ = await stopComposite()   // it failed by itself: its report is kept, and a new one starts
                 }
                 let started = try await startComposite()
+                compositeWanted = true
                 return "recording the composite to \(started.file.path)"
             case .composite(false):
-                guard composite != nil else { return "no composite recording to stop" }
+                let wanted = compositeWanted
+                compositeWanted = false
+                guard composite != nil else { return wanted ? "composite stopped (the room was empty)" : "no composite recording to stop" }
                 let report = await stopComposite()
                 return "composite stopped: \(report.file), \(String(format: "%.1f", report.duration)) s"
             case .status:
@@ -232,14 +243,14 @@ public actor GatewaySession {
         case .start:
             let answer = await perform(.record(true))
             logger.info("\(answer)")
-            if options.composite, composite == nil {
+            if options.composite, !compositeWanted {
                 let answer = await perform(.composite(true))
                 logger.info("\(answer)")
             }
         case .stop:
             let answer = await perform(.record(false))
             logger.info("\(answer)")
-            if composite != nil {
+            if compositeWanted {
                 let answer = await perform(.composite(false))
                 logger.info("\(answer)")
             }
@@ -250,7 +261,7 @@ public actor GatewaySession {
     /// button. A gateway without a recording folder says nothing.
     private func announceRecordingState() async {
         guard options.recordDirectory != nil else { return }
-        await call.announceRecordingState(recording || composite != nil)
+        await call.announceRecordingState(recording || compositeWanted)
     }
 
     /// What this gateway sends, for `media-state`: `none` (black frames or silence, sent so that nobody
@@ -298,6 +309,15 @@ public actor GatewaySession {
         guard !accounts.isEmpty else { return }
         for recorder in recorders.values { await recorder.addAccounts(accounts) }
         await composite?.addAccounts(accounts)
+    }
+
+    /// Starts the composite (again) because it is wanted; a failure is logged.
+    private func resumeComposite() async {
+        do {
+            _ = try await startComposite()
+        } catch {
+            logger.error("\(error)")
+        }
     }
 
     /// Starts the composite recording with everyone already in the call.
@@ -376,9 +396,9 @@ public actor GatewaySession {
     // MARK: Status and shutdown
 
     public func status() async -> GatewayStatus {
-        let recordings = recorders.values.map(\.status)
+        let recordings = recorders.values.map(\.status) + (composite.map { [$0.status] } ?? [])
         return GatewayStatus(call: await call.status(), video: video?.currentSource, audio: audio?.currentSource,
-                             audioMuted: audio?.isMuted ?? false, recording: recording,
+                             audioMuted: audio?.isMuted ?? false, recording: recording || compositeWanted,
                              recordings: recordings.sorted { $0.file.path < $1.file.path })
     }
 
