@@ -406,7 +406,9 @@ public actor CompositeRecorder {
         for input in inputs {
             let last = input.lastFrame.load(ordering: .relaxed)
             // No frame yet draws nothing over the tile: keep the picture up, so the first frame shows at once.
-            let moving = last == 0 || now - last < stall
+            // A frame may land between reading `now` and `last` (its streaming thread stores it): then it is
+            // newer than `now`, and moving.
+            let moving = last == 0 || last >= now || now - last < stall
             input.showPicture(moving && (input.mediaState?.video != false || input.mediaState?.screen == true))
         }
     }
