@@ -38,13 +38,15 @@ final class CompositeInput: @unchecked Sendable {
     private let compositor: Element
     private let mixer: Element
     private let counts: CompositeCounts
+    /// Nanoseconds each picture is held back (half an output frame; see `attach`).
+    private let pictureDelay: Int
     private let tile: (elements: [Element], pad: Pad)
     private var video: (elements: [Element], label: Element, pad: Pad, attachment: TrackAttachment)?
     private var audio: (elements: [Element], pad: Pad, attachment: TrackAttachment)?
 
 
     init(participantID: String, displayName: String, cell: CompositeLayout.Cell, pipeline: Pipeline, prefix: String,
-         compositor: Element, mixer: Element, counts: CompositeCounts) throws(GStreamerError) {
+         compositor: Element, mixer: Element, counts: CompositeCounts, framerate: Int) throws(GStreamerError) {
         self.participantID = participantID
         self.displayName = displayName
         self.cell = cell
@@ -53,6 +55,7 @@ final class CompositeInput: @unchecked Sendable {
         self.compositor = compositor
         self.mixer = mixer
         self.counts = counts
+        pictureDelay = 500_000_000 / max(framerate, 1)
         let source = try Element(factory: "videotestsrc", name: "\(prefix)-tile-src")
         try source.set("is-live", true)
         try source.set("pattern", "solid-color")
@@ -105,6 +108,9 @@ final class CompositeInput: @unchecked Sendable {
                             try make("videoconvert", "convert"), label]
             let pad = try link(elements, into: compositor)
             try Self.place(pad, cell: cell, zorder: 2, alpha: showsPicture ? 1 : 0)
+            // The compositor shows a picture in the output frame whose span the picture starts in: up to one
+            // output frame before the sound of the same moment. Half an output frame later centres that.
+            try pad.set("offset", pictureDelay)
             label.staticPad("src")?.addProbe(.buffer) { [weak self] _ in
                 self?.lastFrame.store(UInt64(DispatchTime.now().uptimeNanoseconds), ordering: .relaxed)
                 return .ok

@@ -293,7 +293,8 @@ public actor CompositeRecorder {
         do {
             input = try CompositeInput(participantID: tracks.participantID, displayName: tracks.displayName,
                                        cell: layout.cells(count: inputs.count + 1).last!, pipeline: pipeline,
-                                       prefix: "\(prefix)-in\(inputNumber)", compositor: compositor, mixer: mixer, counts: counts)
+                                       prefix: "\(prefix)-in\(inputNumber)", compositor: compositor, mixer: mixer, counts: counts,
+                                       framerate: options.framerate)
         } catch {
             logger.error("cannot add \(tracks.displayName) to the composite: \(error)")
             return
