@@ -3,8 +3,9 @@ import Foundation
 /// The recordings in a folder as the web app lists them: one entry per WebM file that has a report beside
 /// it (`NAME.webm` + `NAME.json`, as the gateway writes them), newest first, and who may see each one.
 ///
-/// The folder is read on every call (a directory listing and a few small JSON files): recordings appear
-/// as the gateway starts them and change as it finalizes them, and nothing needs to be kept in step.
+/// The folder is read on every call (a directory listing and a few small JSON files; for one file, only its
+/// report): recordings appear as the gateway starts them and change as it finalizes them, and nothing needs
+/// to be kept in step.
 ///
 /// ```swift
 /// let catalog = RecordingCatalog(directory: URL(fileURLWithPath: "./recordings"))
@@ -24,20 +25,9 @@ public struct RecordingCatalog: Sendable {
     public func entries() -> [RecordingEntry] {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: directory.path)) ?? []
         let present = Set(names)
-        var entries: [RecordingEntry] = []
-        for name in names where name.hasSuffix(".json") {
-            let reportURL = directory.appendingPathComponent(name)
-            guard let report = try? RecordingReport.read(from: reportURL),
-                  Self.isPlainFileName(report.file), report.file.hasSuffix(".webm"), present.contains(report.file),
-                  // The report names the file beside it, never another one.
-                  RecordingReport.url(for: directory.appendingPathComponent(report.file)).lastPathComponent == name
-            else { continue }
-            let stem = String(report.file.dropLast(".webm".count))
-            if report.repaired != true, present.contains(stem + ".repaired.json"), present.contains(stem + ".repaired.webm") { continue }
-            let attributes = try? FileManager.default.attributesOfItem(atPath: directory.appendingPathComponent(report.file).path)
-            entries.append(RecordingEntry(report: report, bytes: (attributes?[.size] as? Int) ?? report.bytes))
-        }
-        return entries.sorted { ($0.start, $0.file) > ($1.start, $1.file) }
+        return names.filter { $0.hasSuffix(".json") }
+            .compactMap { entry(reportNamed: $0, exists: present.contains) }
+            .sorted { ($0.start, $0.file) > ($1.start, $1.file) }
     }
 
     /// The recordings `viewer` may see, newest first.
@@ -46,14 +36,28 @@ public struct RecordingCatalog: Sendable {
     }
 
     /// The recording whose file is `name`, if `viewer` may see it; nil for a name that is not a listed
-    /// recording (another folder, `..`, a report, a partial file) or one the viewer may not see.
+    /// recording (another folder, `..`, a report, a partial file) or one the viewer may not see. Only the
+    /// report beside `name` is read: a player asks for many ranges of one file.
     public func entry(named name: String, visibleTo viewer: RecordingViewer) -> RecordingEntry? {
-        guard Self.isPlainFileName(name) else { return nil }
-        return entries(visibleTo: viewer).first { $0.file == name }
+        guard Self.isPlainFileName(name), name.hasSuffix(".webm") else { return nil }
+        let reportName = RecordingReport.url(for: directory.appendingPathComponent(name)).lastPathComponent
+        let entry = entry(reportNamed: reportName) { FileManager.default.fileExists(atPath: directory.appendingPathComponent($0).path) }
+        return entry.flatMap { $0.file == name && $0.isVisible(to: viewer) ? $0 : nil }
     }
 
-    /// The file of a listed entry.
-    public func url(of entry: RecordingEntry) -> URL { directory.appendingPathComponent(entry.file) }
+    /// The entry of the report `name` in the folder, if it is listed: the report decodes and names the
+    /// `.webm` beside it, which `exists`, and it is not a cut-off file whose repaired copy is listed instead.
+    private func entry(reportNamed name: String, exists: (String) -> Bool) -> RecordingEntry? {
+        guard let report = try? RecordingReport.read(from: directory.appendingPathComponent(name)),
+              Self.isPlainFileName(report.file), report.file.hasSuffix(".webm"), exists(report.file),
+              // The report names the file beside it, never another one.
+              RecordingReport.url(for: directory.appendingPathComponent(report.file)).lastPathComponent == name
+        else { return nil }
+        let stem = String(report.file.dropLast(".webm".count))
+        if report.repaired != true, exists(stem + ".repaired.json"), exists(stem + ".repaired.webm") { return nil }
+        let attributes = try? FileManager.default.attributesOfItem(atPath: directory.appendingPathComponent(report.file).path)
+        return RecordingEntry(report: report, bytes: (attributes?[.size] as? Int) ?? report.bytes)
+    }
 
     /// A name inside the folder itself: no separator, not `.` or `..`, no hidden file, no NUL.
     static func isPlainFileName(_ name: String) -> Bool {

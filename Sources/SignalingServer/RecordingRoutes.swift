@@ -9,7 +9,8 @@ import Recordings
 /// accounts that may see each file.
 ///
 /// A file is served only when it is a listed recording (a `.webm` with its report, in the folder itself)
-/// that the asking account may see: its name is looked up in the listing, never joined to a path. To
+/// that the asking account may see: a plain name in the folder (no `/`, no leading `.`) whose report names
+/// it. To
 /// everyone else (a guest, another account, a name with `..`) the answer is the same 404, so nobody
 /// learns that a recording exists. Playback seeks with HTTP range requests (Hummingbird's `FileMiddleware`).
 struct RecordingRoutes: Sendable {

@@ -355,22 +355,24 @@ private struct State {
             }
 
         case .mediaState(let state):
-            guard let roomId = client.roomId, let room = rooms[roomId] else {
-                return fail(id, .notInRoom, "media-state: join a room first")
-            }
-            for member in room.members where member != id {
-                deliver(.mediaState(from: id, state: state), to: member)
-            }
+            toOthersInRoom(from: id, type: "media-state", .mediaState(from: id, state: state))
 
         case .recordingRequest(let to, let action):
             relay(from: id, to: to, type: "recording-request") { Self.frame(.recordingRequest(from: id, action: action)) }
         case .recordingState(let recording):
-            guard let roomId = client.roomId, let room = rooms[roomId] else {
-                return fail(id, .notInRoom, "recording-state: join a room first")
-            }
-            for member in room.members where member != id {
-                deliver(.recordingState(from: id, recording: recording), to: member)
-            }
+            toOthersInRoom(from: id, type: "recording-state", .recordingState(from: id, recording: recording))
+        }
+    }
+
+    /// Sends `message` (framed once) to every other member of the sender's room; outside a room the sender
+    /// gets `not-in-room`.
+    private mutating func toOthersInRoom(from id: String, type: String, _ message: ServerMessage) {
+        guard let roomId = clients[id]?.roomId, let room = rooms[roomId] else {
+            return fail(id, .notInRoom, "\(type): join a room first")
+        }
+        let frame = Self.frame(message)
+        for member in room.members where member != id {
+            deliver(frame, to: member)
         }
     }
 

@@ -230,9 +230,7 @@ public actor CompositeRecorder {
             throw GatewayError.recording("cannot start the composite recording into \(file.path): \(error); check the folder's permissions or use --record DIR elsewhere")
         }
         bus = pipeline.bus
-        try? RecordingReport.provisional(participantID: RecordingReport.compositeParticipantID, displayName: "composite", room: room,
-                                         file: file, start: started)
-            .write(beside: file)
+        writeProvisionalReport(accounts: [])
         logger.info("composite recording to \(file.path), \(layout.width)x\(layout.height) at \(options.framerate) fps")
     }
 
@@ -260,10 +258,10 @@ public actor CompositeRecorder {
     public func addAccounts(_ more: some Sequence<String>) {
         let before = accounts.count
         accounts.formUnion(more)
-        if accounts.count != before, stopTask == nil { writeProvisionalReport() }
+        if accounts.count != before, stopTask == nil { writeProvisionalReport(accounts: accounts) }
     }
 
-    private func writeProvisionalReport() {
+    private nonisolated func writeProvisionalReport(accounts: Set<String>) {
         try? RecordingReport.provisional(participantID: RecordingReport.compositeParticipantID, displayName: "composite", room: room,
                                          file: file, start: started, accounts: accounts)
             .write(beside: file)
