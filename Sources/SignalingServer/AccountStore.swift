@@ -2,7 +2,6 @@ import Foundation
 import HummingbirdBcrypt
 import Logging
 import NIOPosix
-import SQLiteNIO
 
 /// Who is behind a connection or request.
 public struct Identity: Sendable, Equatable {
@@ -37,7 +36,7 @@ enum AccountError: Error, Equatable {
     case invalidTokenName
 }
 
-/// Accounts, login sessions and API tokens in SQLite (`vcall.sqlite` in the data folder).
+/// Accounts, login sessions and API tokens, in SQLite (`vcall.sqlite` in the data folder) or PostgreSQL.
 ///
 /// Passwords are bcrypt hashes; session and API tokens are stored as SHA-256 hashes only.
 ///
@@ -46,13 +45,13 @@ enum AccountError: Error, Equatable {
 /// let token = try await store.createToken(name: "gateway", username: nil)
 /// ```
 public final class AccountStore: Sendable {
-    let db: SQLiteConnection
+    let db: any SQLDatabase
     let bcryptCost: UInt8
     let sessionLifetime: Duration
     /// In-process tokens' names by the tokens' hashes: never written to the database.
     let inProcessTokenNames: [String: String]
 
-    init(db: SQLiteConnection, bcryptCost: UInt8, sessionLifetime: Duration, inProcessTokens: [String: String] = [:]) {
+    init(db: any SQLDatabase, bcryptCost: UInt8, sessionLifetime: Duration, inProcessTokens: [String: String] = [:]) {
         self.db = db
         self.bcryptCost = bcryptCost
         self.sessionLifetime = sessionLifetime
@@ -64,12 +63,26 @@ public final class AccountStore: Sendable {
         public let description: String
     }
 
-    /// Opens (and creates or migrates) the database in `dataDirectory`.
+    /// Opens (and creates or migrates) `vcall.sqlite` in `dataDirectory`.
+    public static func open(
+        dataDirectory: String,
+        bcryptCost: UInt8 = 12,
+        sessionLifetime: Duration = .seconds(30 * 24 * 3600),
+        inProcessTokens: [String: String] = [:],
+        logger: Logger
+    ) async throws -> AccountStore {
+        try await open(
+            .sqlite(dataDirectory: dataDirectory), bcryptCost: bcryptCost, sessionLifetime: sessionLifetime,
+            inProcessTokens: inProcessTokens, logger: logger
+        )
+    }
+
+    /// Opens (and creates or migrates) the database at `location`.
     ///
     /// `inProcessTokens` (token → name) are API tokens that live only in this process's memory; see
     /// ``VCallServerConfiguration/inProcessTokens``.
     public static func open(
-        dataDirectory: String,
+        _ location: DatabaseLocation,
         bcryptCost: UInt8 = 12,
         sessionLifetime: Duration = .seconds(30 * 24 * 3600),
         inProcessTokens: [String: String] = [:],
@@ -83,47 +96,13 @@ public final class AccountStore: Sendable {
                 throw InProcessTokenError(description: "an in-process API token's name \"\(name.prefix(80))\" is not 1–64 characters without control characters: it is the display name in rooms, so pick one such as \"gateway\"")
             }
         }
-        try FileManager.default.createDirectory(atPath: dataDirectory, withIntermediateDirectories: true)
-        let path = URL(fileURLWithPath: dataDirectory).appendingPathComponent("vcall.sqlite").path
-        let db = try await SQLiteConnection.open(storage: .file(path: path), logger: logger)
-        do {
-            _ = try await db.query("PRAGMA journal_mode=WAL")
-            _ = try await db.query("PRAGMA busy_timeout=5000")
-            _ = try await db.query("""
-                CREATE TABLE IF NOT EXISTS users (
-                    username TEXT PRIMARY KEY COLLATE NOCASE,
-                    password_hash TEXT NOT NULL,
-                    created_at INTEGER NOT NULL)
-                """)
-            _ = try await db.query("""
-                CREATE TABLE IF NOT EXISTS sessions (
-                    token_hash TEXT PRIMARY KEY,
-                    username TEXT NOT NULL,
-                    expires_at INTEGER NOT NULL)
-                """)
-            _ = try await db.query("""
-                CREATE TABLE IF NOT EXISTS api_tokens (
-                    token_hash TEXT PRIMARY KEY,
-                    name TEXT NOT NULL,
-                    username TEXT,
-                    created_at INTEGER NOT NULL,
-                    expires_at INTEGER)
-                """)
-            // Added after the first release: older databases gain the column.
-            let columns = try await db.query("PRAGMA table_info(users)").compactMap { $0.column("name")?.string }
-            if !columns.contains("admin") {
-                _ = try await db.query("ALTER TABLE users ADD COLUMN admin INTEGER NOT NULL DEFAULT 0")
-            }
-        } catch {
-            try? await db.close()
-            throw error
-        }
+        let db = try await location.open(logger: logger)
         return AccountStore(db: db, bcryptCost: bcryptCost, sessionLifetime: sessionLifetime, inProcessTokens: inProcessTokens)
     }
 
     /// Closes the database.
     public func close() async {
-        try? await db.close()
+        await db.close()
     }
 
     static func now() -> Int { Int(Date().timeIntervalSince1970) }
@@ -146,7 +125,7 @@ public final class AccountStore: Sendable {
         guard Self.isValidPassword(password) else { throw AccountError.invalidPassword }
         let cost = bcryptCost
         let hash = try await NIOThreadPool.singleton.runIfActive { Bcrypt.hash(password, cost: cost) }
-        let existing = try await db.query("SELECT username FROM users WHERE username = ?", [.text(username)])
+        let existing = try await db.query("SELECT username FROM users WHERE lower(username) = lower(?)", [.text(username)])
         guard existing.isEmpty else { throw AccountError.usernameTaken }
         do {
             _ = try await db.query(
@@ -161,9 +140,9 @@ public final class AccountStore: Sendable {
 
     /// Checks a password; returns the account's canonical username.
     func verify(username: String, password: String) async throws -> String {
-        let rows = try await db.query("SELECT username, password_hash FROM users WHERE username = ?", [.text(username)])
-        guard let row = rows.first, let hash = row.column("password_hash")?.string,
-            let canonical = row.column("username")?.string
+        let rows = try await db.query("SELECT username, password_hash FROM users WHERE lower(username) = lower(?)", [.text(username)])
+        guard let row = rows.first, let hash = row["password_hash"]?.string,
+            let canonical = row["username"]?.string
         else {
             // Spend the same time as a real check so usernames cannot be probed by timing.
             _ = try? await NIOThreadPool.singleton.runIfActive { [bcryptCost] in Bcrypt.hash(password, cost: bcryptCost) }
@@ -176,16 +155,16 @@ public final class AccountStore: Sendable {
 
     /// Whether the account may see every recording (`vcall-server user admin NAME`).
     func isAdmin(username: String) async throws -> Bool {
-        let rows = try await db.query("SELECT admin FROM users WHERE username = ?", [.text(username)])
-        return (rows.first?.column("admin")?.integer ?? 0) != 0
+        let rows = try await db.query("SELECT admin FROM users WHERE lower(username) = lower(?)", [.text(username)])
+        return (rows.first?["admin"]?.integer ?? 0) != 0
     }
 
     /// Sets or clears an account's admin flag; returns the canonical username, or nil when there is no
     /// such account.
     public func setAdmin(username: String, _ admin: Bool) async throws -> String? {
-        let rows = try await db.query("SELECT username FROM users WHERE username = ?", [.text(username)])
-        guard let canonical = rows.first?.column("username")?.string else { return nil }
-        _ = try await db.query("UPDATE users SET admin = ? WHERE username = ?", [.integer(admin ? 1 : 0), .text(canonical)])
+        let rows = try await db.query("SELECT username FROM users WHERE lower(username) = lower(?)", [.text(username)])
+        guard let canonical = rows.first?["username"]?.string else { return nil }
+        _ = try await db.query("UPDATE users SET admin = ? WHERE lower(username) = lower(?)", [.integer(admin ? 1 : 0), .text(canonical)])
         return canonical
     }
 
@@ -204,8 +183,8 @@ public final class AccountStore: Sendable {
     func session(_ token: String) async throws -> String? {
         let hash = TokenHash.hex(token)
         let rows = try await db.query("SELECT username, expires_at FROM sessions WHERE token_hash = ?", [.text(hash)])
-        guard let row = rows.first, let username = row.column("username")?.string,
-            let expires = row.column("expires_at")?.integer
+        guard let row = rows.first, let username = row["username"]?.string,
+            let expires = row["expires_at"]?.integer
         else { return nil }
         guard expires > Self.now() else {
             _ = try? await db.query("DELETE FROM sessions WHERE token_hash = ?", [.text(hash)])
@@ -228,7 +207,7 @@ public final class AccountStore: Sendable {
         let trimmed = name.trimmingCharacters(in: .whitespaces)
         guard Self.isValidTokenName(trimmed) else { throw AccountError.invalidTokenName }
         let token = "vct_" + RandomToken.hex(byteCount: 32)
-        let expires: SQLiteData = lifetime.map { .integer(Self.now() + Int($0.components.seconds)) } ?? .null
+        let expires: SQLValue = lifetime.map { .integer(Self.now() + Int($0.components.seconds)) } ?? .null
         _ = try await db.query(
             "INSERT INTO api_tokens (token_hash, name, username, created_at, expires_at) VALUES (?, ?, ?, ?, ?)",
             [.text(TokenHash.hex(token)), .text(trimmed), username.map { .text($0) } ?? .null, .integer(Self.now()), expires]
@@ -253,9 +232,9 @@ public final class AccountStore: Sendable {
             "SELECT name, username, expires_at FROM api_tokens WHERE token_hash = ?",
             [.text(hash)]
         )
-        guard let row = rows.first, let name = row.column("name")?.string else { return nil }
-        if let expires = row.column("expires_at")?.integer, expires <= Self.now() { return nil }
-        let username = row.column("username")?.string
+        guard let row = rows.first, let name = row["name"]?.string else { return nil }
+        if let expires = row["expires_at"]?.integer, expires <= Self.now() { return nil }
+        let username = row["username"]?.string
         return Identity(name: username ?? name, username: username, credential: .apiToken)
     }
 }

@@ -35,13 +35,22 @@ public func buildApplication(
     // First, so that a bad certificate file stops start-up before anything is opened.
     let tlsConfiguration = try configuration.tls?.serverConfiguration()
     let accounts = try await AccountStore.open(
-        dataDirectory: configuration.dataDirectory,
+        configuration.databaseLocation,
         bcryptCost: configuration.bcryptCost,
         sessionLifetime: configuration.sessionLifetime,
         inProcessTokens: configuration.inProcessTokens,
         logger: logger
     )
-    let resumeTokens = try ResumeTokens.load(dataDirectory: configuration.dataDirectory, logger: logger)
+    let resumeTokens: ResumeTokens
+    do {
+        resumeTokens = switch configuration.databaseLocation {
+        case .sqlite(let dataDirectory): try ResumeTokens.load(dataDirectory: dataDirectory, logger: logger)
+        case .postgres: try await ResumeTokens.load(database: accounts.db)
+        }
+    } catch {
+        await accounts.close()
+        throw error
+    }
     let metrics = ServerMetrics()
     let hub = SignalingHub(configuration: configuration, metrics: metrics, logger: logger, resumeTokens: resumeTokens)
     let connection = WebSocketConnection(hub: hub, accounts: accounts, configuration: configuration, metrics: metrics)

@@ -7,8 +7,8 @@ import SignalingProtocol
 ///
 /// A token is `ID.MAC`, MAC being the lowercase hex HMAC-SHA256 of the id under the server's secret.
 /// Nothing is stored per token: any id this server (or an earlier run with the same secret) handed out
-/// can be resumed. The secret lives in `resume-secret` in the data folder (mode 0600), so tokens
-/// survive a restart; delete the file to invalidate every token.
+/// can be resumed. The secret lives in `resume-secret` in the data folder (mode 0600), or with PostgreSQL in
+/// the `settings` table that every node reads, so tokens survive a restart; delete it to invalidate every token.
 ///
 /// ```swift
 /// let tokens = try ResumeTokens.load(dataDirectory: "./vcall-data", logger: logger)
@@ -56,6 +56,20 @@ struct ResumeTokens: Sendable {
             out.append(high << 4 | low)
         }
         return out
+    }
+
+    /// Reads the secret from the database's `settings`, the first node to start storing a new one: every node
+    /// of one database signs with the same secret, so a client can resume on any of them.
+    static func load(database: any SQLExecutor) async throws -> ResumeTokens {
+        try await database.query(
+            "INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING",
+            [.text(fileName), .text(RandomToken.bytes(32).hexString)]
+        )
+        let rows = try await database.query("SELECT value FROM settings WHERE key = ?", [.text(fileName)])
+        guard let text = rows.first?["value"]?.string, let secret = bytes(hex: Substring(text)), secret.count >= 32 else {
+            throw DatabaseError("the resume secret in the database's settings table is not 64 hex digits: delete its row (key '\(fileName)') and restart; clients then cannot resume their earlier ids")
+        }
+        return ResumeTokens(secret: secret)
     }
 
     /// Reads the secret from `DATA_DIR/resume-secret`, creating it (32 random bytes as hex, mode 0600) when missing

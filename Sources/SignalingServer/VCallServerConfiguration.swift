@@ -21,8 +21,11 @@ public struct VCallServerConfiguration: Sendable {
     /// Reverse proxies (their IP addresses) whose `X-Forwarded-For` names the client; from anyone else the
     /// header is ignored.
     public var trustedProxies: [String] = []
-    /// Folder that holds `vcall.sqlite` (accounts, sessions, API tokens); created when missing.
+    /// Folder that holds `vcall.sqlite` (accounts, sessions, API tokens) and `resume-secret`; created when
+    /// missing. Unused when `database` is set.
     public var dataDirectory: String = "./vcall-data"
+    /// Keep everything in this PostgreSQL database instead of SQLite: what several nodes share.
+    public var database: PostgresURL? = nil
     /// Every `join-room` and `call` needs a session cookie or an API token.
     public var requireLogin: Bool = false
     /// Largest room; a room's creator may ask for a smaller one.
@@ -68,6 +71,11 @@ public struct VCallServerConfiguration: Sendable {
     public var inProcessTokens: [String: String] = [:]
 
     public init() {}
+
+    /// Where accounts, sessions, tokens and the resume secret live.
+    public var databaseLocation: DatabaseLocation {
+        database.map { .postgres($0) } ?? .sqlite(dataDirectory: dataDirectory)
+    }
 
     /// The STUN/TURN servers for one client's `welcome`.
     public func iceServers(for clientID: String, now: Date = Date()) -> [RTCIceServer] {

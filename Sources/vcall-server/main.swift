@@ -20,7 +20,7 @@ struct Serve: AsyncParsableCommand {
 
     @Option(help: "Address to listen on.") var host = "127.0.0.1"
     @Option(help: "Port to listen on (0 = any free port; the real one is printed).") var port = 8080
-    @Option(name: .customLong("data-dir"), help: "Folder for vcall.sqlite (accounts, sessions, tokens) and resume-secret.") var dataDir = "./vcall-data"
+    @OptionGroup var storage: StorageOptions
     @Flag(name: .customLong("require-login"), help: "Every room join and call needs a session or an API token.") var requireLogin = false
     @Option(name: .customLong("room-capacity"), help: "Largest room (a room's creator may ask for a smaller one).") var roomCapacity = SignalingLimits.defaultRoomCapacity
     @Option(name: .customLong("max-message-bytes"), help: "Largest accepted message in bytes; larger ones get error too-large.") var maxMessageBytes = SignalingLimits.defaultMaxMessageBytes
@@ -101,7 +101,8 @@ struct Serve: AsyncParsableCommand {
         var configuration = VCallServerConfiguration()
         configuration.host = host
         configuration.port = port
-        configuration.dataDirectory = dataDir
+        configuration.dataDirectory = storage.dataDir
+        configuration.database = try storage.postgresURL()
         configuration.requireLogin = requireLogin
         configuration.roomCapacity = roomCapacity
         configuration.maxMessageBytes = maxMessageBytes
@@ -135,13 +136,13 @@ struct Token: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Create an API token and print it (it is shown only once).")
 
         @Argument(help: "A name for the program that will use the token; it is its display name in rooms.") var name: String
-        @Option(name: .customLong("data-dir"), help: "Folder for vcall.sqlite.") var dataDir = "./vcall-data"
+        @OptionGroup var storage: StorageOptions
         @Option(name: .customLong("expires-in-days"), help: "Days until the token expires (default: never).") var expiresInDays: Int?
 
         func run() async throws {
             var logger = Logger(label: "vcall-server")
             logger.logLevel = .warning
-            let store = try await AccountStore.open(dataDirectory: dataDir, logger: logger)
+            let store = try await storage.openAccounts(logger: logger)
             do {
                 let token = try await store.createToken(
                     name: name, username: nil,
@@ -170,12 +171,12 @@ struct User: AsyncParsableCommand {
 
         @Argument(help: "The account's username.") var name: String
         @Flag(help: "Take the admin flag away.") var revoke = false
-        @Option(name: .customLong("data-dir"), help: "Folder for vcall.sqlite.") var dataDir = "./vcall-data"
+        @OptionGroup var storage: StorageOptions
 
         func run() async throws {
             var logger = Logger(label: "vcall-server")
             logger.logLevel = .warning
-            let store = try await AccountStore.open(dataDirectory: dataDir, logger: logger)
+            let store = try await storage.openAccounts(logger: logger)
             let result: Result<String?, any Error>
             do {
                 result = .success(try await store.setAdmin(username: name, !revoke))
@@ -187,10 +188,44 @@ struct User: AsyncParsableCommand {
             case .success(let username?):
                 print(revoke ? "\(username) is no longer an admin" : "\(username) is an admin: it sees every recording")
             case .success(nil):
-                throw ValidationError("no account \"\(name)\" in \(dataDir)/vcall.sqlite: register it in the web app first, or check --data-dir")
+                throw ValidationError("no account \"\(name)\" in \(storage.describe()): register it in the web app first, or check --data-dir / --database")
             case .failure(let error):
                 throw ValidationError("cannot change \(name): \(error)")
             }
         }
+    }
+}
+
+/// Where the data lives: `--data-dir` (SQLite) or `--database` / `VCALL_DATABASE` (PostgreSQL).
+struct StorageOptions: ParsableArguments {
+    @Option(name: .customLong("data-dir"), help: "Folder for vcall.sqlite (accounts, sessions, tokens) and resume-secret; unused with --database.")
+    var dataDir = "./vcall-data"
+    @Option(
+        name: .customLong("database"),
+        help: "Keep accounts, sessions, tokens and the resume secret in PostgreSQL instead (or set VCALL_DATABASE): postgres://USER[:PASSWORD]@HOST[:PORT]/DB. Nodes on one database form one service."
+    ) var database: String?
+
+    /// `--database`, or `VCALL_DATABASE` (kept out of the process list: it may hold a password).
+    var databaseURL: String? { database ?? ProcessInfo.processInfo.environment["VCALL_DATABASE"].flatMap { $0.isEmpty ? nil : $0 } }
+
+    func postgresURL() throws -> PostgresURL? {
+        do {
+            return try databaseURL.map { try PostgresURL(parsing: $0) }
+        } catch {
+            throw ValidationError("--database: \(error)")
+        }
+    }
+
+    func validate() throws {
+        _ = try postgresURL()
+    }
+
+    func describe() -> String {
+        (try? postgresURL())??.description ?? "\(dataDir)/vcall.sqlite"
+    }
+
+    func openAccounts(logger: Logger) async throws -> AccountStore {
+        let location: DatabaseLocation = try postgresURL().map { .postgres($0) } ?? .sqlite(dataDirectory: dataDir)
+        return try await AccountStore.open(location, logger: logger)
     }
 }

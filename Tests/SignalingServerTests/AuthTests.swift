@@ -56,7 +56,7 @@ extension ServerTests {
             }
         }
 
-        @Test("a session cookie authenticates the WebSocket and survives a server restart on the same SQLite file")
+        @Test("a session cookie authenticates the WebSocket and survives a server restart on the same database")
         func sessionSurvivesRestart() async throws {
             let directory = try TemporaryDirectory()
             defer { directory.remove() }
@@ -108,7 +108,7 @@ extension ServerTests {
         func commandLineToken() async throws {
             let directory = try TemporaryDirectory()
             defer { directory.remove() }
-            let store = try await AccountStore.open(dataDirectory: directory.path, logger: .init(label: "test"))
+            let store = try await TestDatabase.accounts(dataDirectory: directory.path)
             let token = try await store.createToken(name: "gateway", username: nil)
             let expired = try await store.createToken(name: "old", username: nil, lifetime: .seconds(-10))
             await store.close()
@@ -127,7 +127,7 @@ extension ServerTests {
         func guestsHiddenWhenLoginRequired() async throws {
             let directory = try TemporaryDirectory()
             defer { directory.remove() }
-            let store = try await AccountStore.open(dataDirectory: directory.path, logger: .init(label: "test"))
+            let store = try await TestDatabase.accounts(dataDirectory: directory.path)
             let token = try await store.createToken(name: "member", username: nil)
             await store.close()
             try await TestServer.run(dataDirectory: directory.path, { $0.requireLogin = true }) { server in

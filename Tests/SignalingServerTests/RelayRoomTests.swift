@@ -140,7 +140,7 @@ extension ServerTests {
             let directory = try TemporaryDirectory()
             defer { directory.remove() }
             // The second relay holds a command-line token (`vcall-server token create`).
-            let store = try await AccountStore.open(dataDirectory: directory.path, logger: Logger(label: "test"))
+            let store = try await TestDatabase.accounts(dataDirectory: directory.path)
             let commandLineToken = try await store.createToken(name: "other-sfu", username: nil)
             await store.close()
             try await TestServer.run(dataDirectory: directory.path, Self.withTokens) { server in

@@ -30,7 +30,40 @@ struct TemporaryDirectory {
     }
 }
 
-/// A running server on a real socket (port 0) with its SQLite file in a temporary folder.
+/// Where the suites keep their data: SQLite in each test's folder, or, when `VCALL_TEST_POSTGRES` names a
+/// throwaway cluster (`scripts/test` starts one with `scripts/postgres-throwaway` and runs these suites a
+/// second time), a database of its own per data folder on that cluster.
+enum TestDatabase {
+    static let postgres: PostgresURL? = ProcessInfo.processInfo.environment["VCALL_TEST_POSTGRES"].flatMap {
+        $0.isEmpty ? nil : try! PostgresURL(parsing: $0)
+    }
+
+    /// The database standing for `dataDirectory`: the same one each time for one folder, so a test can restart a
+    /// server on it.
+    static func location(forDataDirectory dataDirectory: String) async throws -> DatabaseLocation {
+        guard var url = postgres else { return .sqlite(dataDirectory: dataDirectory) }
+        let name = "vcall_test_" + TokenHash.hex(dataDirectory).prefix(20)
+        let cluster = try await PostgresDatabase.open(url: url, logger: Logger(label: "vcall-test"))
+        do {
+            if try await cluster.query("SELECT 1 FROM pg_database WHERE datname = ?", [.text(name)]).isEmpty {
+                try await cluster.query("CREATE DATABASE \(name)")
+            }
+        } catch {
+            await cluster.close()
+            throw error
+        }
+        await cluster.close()
+        url.database = name
+        return .postgres(url)
+    }
+
+    /// Opens the accounts of `dataDirectory`'s database, as a command-line subcommand would.
+    static func accounts(dataDirectory: String) async throws -> AccountStore {
+        try await AccountStore.open(location(forDataDirectory: dataDirectory), logger: Logger(label: "vcall-test"))
+    }
+}
+
+/// A running server on a real socket (port 0) with its data in a temporary folder (see `TestDatabase`).
 struct TestServer {
     let client: any TestClientProtocol
     let port: Int
@@ -47,6 +80,9 @@ struct TestServer {
         configuration.host = "127.0.0.1"
         configuration.port = 0
         configuration.dataDirectory = dataDirectory ?? temporary!.path
+        if case .postgres(let url) = try await TestDatabase.location(forDataDirectory: configuration.dataDirectory) {
+            configuration.database = url
+        }
         configuration.bcryptCost = 4
         configure(&configuration)
         var logger = Logger(label: "vcall-test")

@@ -22,16 +22,14 @@ struct BuildingBlockTests {
     func storedHashes() async throws {
         let folder = try TemporaryDirectory()
         defer { folder.remove() }
-        var logger = Logger(label: "vcall-test")
-        logger.logLevel = .error
-        let store = try await AccountStore.open(dataDirectory: folder.path, bcryptCost: 4, logger: logger)
+        let store = try await TestDatabase.accounts(dataDirectory: folder.path)
         let token = try await store.createToken(name: "gateway", username: nil)
         let session = try await store.createSession(username: "ada")
         let tokenRows = try await store.db.query("SELECT token_hash FROM api_tokens")
         let sessionRows = try await store.db.query("SELECT token_hash FROM sessions")
         await store.close()
-        #expect(tokenRows.compactMap { $0.column("token_hash")?.string } == [TokenHash.hex(token)])
-        #expect(sessionRows.compactMap { $0.column("token_hash")?.string } == [TokenHash.hex(session)])
+        #expect(tokenRows.compactMap { $0["token_hash"]?.string } == [TokenHash.hex(token)])
+        #expect(sessionRows.compactMap { $0["token_hash"]?.string } == [TokenHash.hex(session)])
         #expect(TokenHash.hex(token).count == 64)
     }
 
