@@ -24,6 +24,12 @@ public enum ErrorCode: String, Codable, Sendable, CaseIterable {
     case unauthorized = "unauthorized"
     /// `join-room` with `role: "relay"` for a room that already has another relay; nothing changed.
     case relayTaken = "relay-taken"
+    /// A message for a member on another server node could not be passed on (the nodes' database was
+    /// unreachable for seconds); send it again.
+    case undeliverable = "undeliverable"
+    /// The server cannot take connections now (its database is unreachable); the socket is closed after this
+    /// error. Reconnect in a few seconds, or to another node.
+    case unavailable = "unavailable"
 }
 
 /// A protocol error: a code and a sentence that says what happened and what to do.

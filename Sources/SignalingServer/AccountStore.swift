@@ -4,9 +4,9 @@ import Logging
 import NIOPosix
 
 /// Who is behind a connection or request.
-public struct Identity: Sendable, Equatable {
+public struct Identity: Sendable, Equatable, Codable {
     /// What proved the identity.
-    public enum Credential: Sendable, Equatable {
+    public enum Credential: String, Sendable, Equatable, Codable {
         /// The web app's login session (the `vcall_session` cookie).
         case session
         /// An API token (a user's, a command-line one, or an in-process one), as a Bearer header or `?token=`:

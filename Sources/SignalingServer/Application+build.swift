@@ -52,7 +52,20 @@ public func buildApplication(
         throw error
     }
     let metrics = ServerMetrics()
-    let hub = SignalingHub(configuration: configuration, metrics: metrics, logger: logger, resumeTokens: resumeTokens)
+    // Nodes on one PostgreSQL database form one service: rooms, presence and messages cross between them.
+    var cluster: ClusterBus?
+    if let postgres = accounts.db as? PostgresDatabase {
+        let bus = ClusterBus(node: RandomToken.hex(byteCount: 6), database: postgres, metrics: metrics, logger: logger)
+        do {
+            try await bus.start()
+        } catch {
+            await accounts.close()
+            throw DatabaseError("cannot join the other nodes on \(postgres.location): \(PostgresDatabase.describe(error))")
+        }
+        logger.info("node \(bus.node) on \(postgres.location): rooms and presence are shared with the other nodes on this database")
+        cluster = bus
+    }
+    let hub = SignalingHub(configuration: configuration, metrics: metrics, logger: logger, resumeTokens: resumeTokens, cluster: cluster)
     let connection = WebSocketConnection(hub: hub, accounts: accounts, configuration: configuration, metrics: metrics)
 
     let router = Router()
@@ -84,7 +97,7 @@ public func buildApplication(
         router: router,
         server: server,
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "vcall-server"),
-        services: [ShutdownService(hub: hub, accounts: accounts)],
+        services: [ShutdownService(hub: hub, accounts: accounts)] + (cluster.map { [$0 as any Service] } ?? []),
         onServerRunning: { channel in
             await onServerRunning(channel.localAddress?.port ?? configuration.port)
         },
@@ -219,7 +232,12 @@ func addAPIRoutes(
     }
 
     router.get("healthz") { _, _ -> Response in
-        jsonResponse(["status": "ok"])
+        // With PostgreSQL, healthy means the database answers: a load balancer sends no one to a node that
+        // cannot reach the others.
+        if let problem = hub.cluster?.problem {
+            return jsonResponse(["status": "unavailable", "reason": problem], status: .serviceUnavailable)
+        }
+        return jsonResponse(["status": "ok"])
     }
 
     router.get("metrics") { _, _ -> Response in

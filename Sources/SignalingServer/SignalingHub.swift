@@ -39,24 +39,43 @@ public struct RoomSummary: Codable, Sendable, Equatable {
 /// connection are still handled in the order they arrived, since each connection calls in turn.
 final class SignalingHub: Sendable {
     let resumeTokens: ResumeTokens
+    /// The other nodes on the same database; nil on a server of its own (SQLite).
+    let cluster: ClusterBus?
     private let state: NIOLockedValueBox<State>
 
-    init(configuration: VCallServerConfiguration, metrics: ServerMetrics, logger: Logger, resumeTokens: ResumeTokens) {
+    init(configuration: VCallServerConfiguration, metrics: ServerMetrics, logger: Logger, resumeTokens: ResumeTokens, cluster: ClusterBus? = nil) {
         self.resumeTokens = resumeTokens
-        self.state = NIOLockedValueBox(State(configuration: configuration, metrics: metrics, logger: logger, resumeTokens: resumeTokens))
+        self.cluster = cluster
+        self.state = NIOLockedValueBox(State(
+            configuration: configuration, metrics: metrics, logger: logger, resumeTokens: resumeTokens, node: cluster?.node
+        ))
+        guard let cluster else { return }
+        cluster.onEvents.withLockedValue { $0 = { [weak self] events in self?.withState { $0.apply(events) } } }
+        cluster.onNodeDead.withLockedValue { $0 = { [weak self] node in self?.withState { $0.nodeDied(node) } } }
+        cluster.onUndeliverable.withLockedValue { $0 = { [weak self] events in self?.withState { $0.undeliverable(events) } } }
     }
 
-    /// Runs `body` under the lock, then starts the timers it asked for.
+    /// Runs `body` under the lock, then starts the timers it asked for and hands the other nodes what they
+    /// must hear (in the order it happened).
     private func withState<Result>(_ body: (inout State) -> Result) -> Result {
-        let (result, timers) = state.withLockedValue { state in
+        let (result, timers, events, snapshots) = state.withLockedValue { state in
             let result = body(&state)
-            defer { state.timers = [] }
-            return (result, state.timers)
+            defer {
+                state.timers = []
+                state.snapshotRequests = []
+            }
+            return (result, state.timers, state.takeClusterEvents(), state.snapshotRequests.isEmpty ? [] : state.snapshotRequests.map { ($0, state.localMembers()) })
         }
         for timer in timers {
             Task { [weak self] in
                 try? await Task.sleep(for: timer.delay)
                 self?.withState(timer.fire)
+            }
+        }
+        if let cluster {
+            cluster.publish(events)
+            for (node, members) in snapshots {
+                cluster.publish([.snapshot(node: cluster.node, members: members)], to: node)
             }
         }
         return result
@@ -124,6 +143,8 @@ private struct State {
         var name: String
         let identity: Identity?
         let sequence: Int
+        /// Milliseconds since 1970: orders `online-users` across nodes.
+        let connectedAt: Int64
         var roomId: String?
         /// Set while the room keeps this member for a resume.
         var hold: Hold?
@@ -162,6 +183,21 @@ private struct State {
     private var presenceScheduled = false
     private var holdGeneration = 0
 
+    // MARK: other nodes (when `node` is set)
+
+    /// This node's id on the shared database; nil on a server of its own.
+    let node: String?
+    /// Clients of other nodes, as they announced them. Their ids are in `rooms` like local ones.
+    private var remote: [String: ClusterMember] = [:]
+    /// The hold (resume grace) of a remote client whose node died, by generation.
+    private var remoteHolds: [String: Int] = [:]
+    /// Local clients whose record the other nodes must hear of, in order of change.
+    private var changed: [String] = []
+    /// Messages for clients of other nodes, in order.
+    private var outgoing: [ClusterEvent] = []
+    /// Nodes that asked for this node's clients (`hello`).
+    var snapshotRequests: [String] = []
+
     /// Something to do to the state later (a hold's end, a presence broadcast); the hub starts it.
     struct Timer {
         let delay: Duration
@@ -171,11 +207,12 @@ private struct State {
     /// Timers asked for under the lock, started by the hub once it is released.
     var timers: [Timer] = []
 
-    init(configuration: VCallServerConfiguration, metrics: ServerMetrics, logger: Logger, resumeTokens: ResumeTokens) {
+    init(configuration: VCallServerConfiguration, metrics: ServerMetrics, logger: Logger, resumeTokens: ResumeTokens, node: String?) {
         self.configuration = configuration
         self.metrics = metrics
         self.logger = logger
         self.resumeTokens = resumeTokens
+        self.node = node
     }
 
     // MARK: connections
@@ -194,13 +231,35 @@ private struct State {
         if let resuming {
             if let existing = clients[resuming], existing.identity != identity {
                 logger.debug("resume refused: the id belongs to other credentials", metadata: ["peer": "\(resuming)"])
+            } else if let member = remote[resuming], member.identity != identity {
+                logger.debug("resume refused: the id belongs to other credentials (on node \(member.node))", metadata: ["peer": "\(resuming)"])
             } else {
                 id = resuming
                 inherited = clients[resuming]
             }
         }
+        touch(id)
         let handle = ClientHandle(id: id, channel: channel, closeObserver: closeObserver)
-        if var client = inherited {
+        if inherited == nil, let member = remote.removeValue(forKey: id) {
+            // The id was on another node (whose socket dropped, or which died): it moves here with its room,
+            // which never sees it leave; that node hears of it from this node's record and lets go of it.
+            remoteHolds[id] = nil
+            sequence += 1
+            clients[id] = Client(
+                handle: handle, name: member.name, identity: identity, sequence: sequence, connectedAt: member.connectedAt, roomId: member.roomId
+            )
+            if let roomId = member.roomId {
+                if member.relay || configuration.resumeGrace == .zero {
+                    clients[id]?.roomId = nil
+                    leave(id, roomId: roomId)
+                } else {
+                    var hold = startHold(id)
+                    hold.detached = false
+                    clients[id]?.hold = hold
+                }
+            }
+            logger.debug("resumed from node \(member.node)", metadata: ["peer": "\(id)", "room": "\(member.roomId ?? "-")"])
+        } else if var client = inherited {
             let previous = client.handle
             client.handle = handle
             clients[id] = client
@@ -224,7 +283,7 @@ private struct State {
             logger.debug("resumed", metadata: ["peer": "\(id)", "room": "\(client.roomId ?? "-")"])
         } else {
             sequence += 1
-            clients[id] = Client(handle: handle, name: name, identity: identity, sequence: sequence, roomId: nil)
+            clients[id] = Client(handle: handle, name: name, identity: identity, sequence: sequence, connectedAt: nowMilliseconds(), roomId: nil)
             logger.debug(
                 "connected",
                 metadata: ["peer": "\(id)", "name": "\(name)", "authenticated": "\(identity != nil)", "resumed": "\(resuming != nil)"]
@@ -244,6 +303,7 @@ private struct State {
         let id = handle.id
         // A socket whose id a resume took over is gone without a trace.
         guard let client = clients[id], client.handle === handle else { return }
+        touch(id)
         // The relay is never held: its members must fall back to a mesh at once, not after the grace.
         let isRelay = client.roomId.flatMap { rooms[$0]?.relay } == id
         if !clean, client.roomId != nil, configuration.resumeGrace > .zero, !isRelay {
@@ -273,6 +333,7 @@ private struct State {
     /// The grace is over and the member has not rejoined: the room is told it left.
     private mutating func expireHold(_ id: String, generation: Int) {
         guard let hold = clients[id]?.hold, hold.generation == generation else { return }
+        touch(id)
         logger.debug("no resume within the grace: the member leaves its room", metadata: ["peer": "\(id)"])
         removeFromRoom(id)
         if hold.detached {
@@ -331,18 +392,18 @@ private struct State {
 
         case .call(let to, let roomId):
             guard authorized(client), let target = onlinePeer(to, from: id, type: "call") else { return }
-            deliver(.incomingCall(from: id, name: client.name, roomId: roomId), to: target)
+            deliver(.incomingCall(from: id, name: client.name, roomId: roomId), to: target, from: id)
         case .callAccept(let to):
             guard authorized(client), let target = onlinePeer(to, from: id, type: "call-accept") else { return }
-            deliver(.callAccepted(from: id), to: target)
+            deliver(.callAccepted(from: id), to: target, from: id)
         case .callReject(let to):
             guard authorized(client), let target = onlinePeer(to, from: id, type: "call-reject") else { return }
-            deliver(.callRejected(from: id), to: target)
+            deliver(.callRejected(from: id), to: target, from: id)
         case .hangup(let to):
             guard authorized(client) else { return }
             if let to {
                 guard let target = onlinePeer(to, from: id, type: "hangup") else { return }
-                deliver(.hangup(from: id), to: target)
+                deliver(.hangup(from: id), to: target, from: id)
             } else {
                 guard let roomId = client.roomId, let room = rooms[roomId] else {
                     return fail(id, .invalidMessage, "hangup: \"to\" is required when you are not in a room: name the user you are calling")
@@ -351,7 +412,7 @@ private struct State {
                 guard others.count == 1 else {
                     return fail(id, .invalidMessage, "hangup: \"to\" is required unless the room holds exactly two members")
                 }
-                deliver(.hangup(from: id), to: others[0])
+                deliver(.hangup(from: id), to: others[0], from: id)
             }
 
         case .mediaState(let state):
@@ -372,7 +433,7 @@ private struct State {
         }
         let frame = Self.frame(message)
         for member in room.members where member != id {
-            deliver(frame, to: member)
+            deliver(frame, to: member, from: id)
         }
     }
 
@@ -406,7 +467,7 @@ private struct State {
             return false
         }
         if let relay = rooms[roomId]?.relay, relay != id {
-            let name = clients[relay]?.name ?? relay
+            let name = peerInfo(relay)?.name ?? relay
             fail(
                 id, .relayTaken,
                 "join-room: room \(roomId) already has a relay, \(name) (\(relay)): a room has one relay; join without role, or wait until it leaves"
@@ -418,6 +479,7 @@ private struct State {
 
     private mutating func join(_ id: String, roomId: String, name: String?, capacity: Int?, asRelay: Bool) {
         guard var client = clients[id] else { return }
+        touch(id)
         let renamed = name != nil && name != client.name
         if let name, renamed {
             client.name = name
@@ -448,7 +510,7 @@ private struct State {
             }
             if room.relay != relayBefore {
                 for member in room.members where member != id {
-                    deliver(.relayChanged(relay: room.relay), to: member, counted: false)
+                    notifyLocal(.relayChanged(relay: room.relay), to: member)
                 }
                 logger.debug("relay role changed", metadata: ["peer": "\(id)", "room": "\(roomId)", "relay": "\(room.relay ?? "none")"])
             }
@@ -475,12 +537,7 @@ private struct State {
         client.handle.send(.roomJoined(
             roomId: roomId, self: PeerInfo(id: id, name: client.name, account: client.identity?.username), peers: peers, capacity: room.capacity, relay: room.relay
         ))
-        for peer in peers {
-            deliver(.userJoined(from: id, name: client.name, roomUsers: room.members, account: client.identity?.username),
-                    to: peer.id, counted: false)
-            // Right after user-joined, so a member knows the newcomer before it learns it is the relay.
-            if asRelay { deliver(.relayChanged(relay: id), to: peer.id, counted: false) }
-        }
+        notifyJoined(id, name: client.name, account: client.identity?.username, room: room, asRelay: asRelay)
         logger.debug("joined", metadata: ["peer": "\(id)", "room": "\(roomId)", "members": "\(room.members.count)", "relay": "\(asRelay)"])
         broadcastPresence()
     }
@@ -488,8 +545,15 @@ private struct State {
     /// Takes a client out of its room and tells the others; the caller updates presence.
     private mutating func removeFromRoom(_ id: String) {
         guard let roomId = clients[id]?.roomId else { return }
+        touch(id)
         clients[id]?.roomId = nil
         clients[id]?.hold = nil
+        leave(id, roomId: roomId)
+    }
+
+    /// Takes a member (local or of another node) out of `roomId`, telling this node's other members; each node
+    /// tells its own.
+    private mutating func leave(_ id: String, roomId: String) {
         guard var room = rooms[roomId] else { return }
         room.members.removeAll { $0 == id }
         let wasRelay = room.relay == id
@@ -499,13 +563,28 @@ private struct State {
         } else {
             rooms[roomId] = room
             for member in room.members {
-                deliver(.userDisconnected(from: id), to: member, counted: false)
+                notifyLocal(.userDisconnected(from: id), to: member)
                 // After user-disconnected: the members go back to a mesh.
-                if wasRelay { deliver(.relayChanged(relay: nil), to: member, counted: false) }
+                if wasRelay { notifyLocal(.relayChanged(relay: nil), to: member) }
             }
         }
         updateRoomGauges()
         logger.debug("left", metadata: ["peer": "\(id)", "room": "\(roomId)"])
+    }
+
+    /// Tells this node's members of `room` that `id` joined it (and, right after, that it is the relay, so
+    /// a member knows the newcomer before it learns it is the relay).
+    private mutating func notifyJoined(_ id: String, name: String, account: String?, room: Room, asRelay: Bool) {
+        for member in room.members where member != id {
+            notifyLocal(.userJoined(from: id, name: name, roomUsers: room.members, account: account), to: member)
+            if asRelay { notifyLocal(.relayChanged(relay: id), to: member) }
+        }
+    }
+
+    /// Room news for a member of this node; a member of another node hears it from its own node.
+    private mutating func notifyLocal(_ message: ServerMessage, to id: String) {
+        guard clients[id] != nil else { return }
+        deliver(message, to: id, counted: false)
     }
 
     private mutating func updateRoomGauges() {
@@ -537,25 +616,33 @@ private struct State {
             }
             target = others[0]
         }
-        deliver(frame(), to: target)
+        deliver(frame(), to: target, from: id)
     }
 
     /// An online user another one may call, or nil after sending `unknown-peer`.
     private mutating func onlinePeer(_ to: String, from id: String, type: String) -> String? {
-        guard to != id, let target = clients[to], visibleInPresence(target) else {
+        let online = clients[to].map(visibleInPresence) ?? remote[to]?.visible ?? false
+        guard to != id, online else {
             fail(id, .unknownPeer, "\(type): no online user has id \"\(to.prefix(64))\": pick one from online-users")
             return nil
         }
-        return target.handle.id
+        return to
     }
 
     /// Sends a message to a client, or holds it while the client's room membership is held for a resume.
-    private mutating func deliver(_ message: ServerMessage, to id: String, counted: Bool = true) {
-        deliver(Self.frame(message), to: id, counted: counted)
+    private mutating func deliver(_ message: ServerMessage, to id: String, counted: Bool = true, from: String? = nil) {
+        deliver(Self.frame(message), to: id, counted: counted, from: from)
     }
 
-    private mutating func deliver(_ frame: ByteBuffer, to id: String, counted: Bool = true) {
-        guard let client = clients[id] else { return }
+    /// A client of another node gets the frame through the outbox; `from` hears if it cannot be delivered.
+    private mutating func deliver(_ frame: ByteBuffer, to id: String, counted: Bool = true, from: String? = nil) {
+        guard let client = clients[id] else {
+            if remote[id] != nil {
+                if counted { metrics.messagesRelayed.increment() }
+                outgoing.append(.frame(to: id, from: from, text: String(buffer: frame)))
+            }
+            return
+        }
         if counted { metrics.messagesRelayed.increment() }
         guard let hold = client.hold else { return client.handle.send(frame) }
         guard hold.pending.count < Self.pendingLimit else {
@@ -586,7 +673,8 @@ private struct State {
     }
 
     private func peerInfo(_ id: String) -> PeerInfo? {
-        clients[id].map { PeerInfo(id: id, name: $0.name, account: $0.identity?.username) }
+        if let client = clients[id] { return PeerInfo(id: id, name: client.name, account: client.identity?.username) }
+        return remote[id].map { PeerInfo(id: id, name: $0.name, account: $0.username) }
     }
 
     /// Schedules `online-users` for every client that may see it.
@@ -596,19 +684,159 @@ private struct State {
     private mutating func broadcastPresence() {
         guard !presenceScheduled else { return }
         presenceScheduled = true
-        let visible = clients.values.count(where: visibleInPresence)
+        let visible = clients.values.count(where: visibleInPresence) + remote.values.count(where: \.visible)
         timers.append(Timer(delay: SignalingHub.presenceInterval(visibleUsers: visible)) { $0.flushPresence() })
     }
 
     private mutating func flushPresence() {
         presenceScheduled = false
-        let visible = clients.values.filter(visibleInPresence).sorted { $0.sequence < $1.sequence }
+        let visible = clients.values.filter(visibleInPresence)
+        // Every node's users, in the order they connected.
+        var listed = visible.map { (at: $0.connectedAt, sequence: $0.sequence, user: OnlineUser(id: $0.handle.id, name: $0.name, inCall: $0.roomId != nil)) }
+        listed += remote.values.filter(\.visible).map { (at: $0.connectedAt, sequence: Int.max, user: OnlineUser(id: $0.id, name: $0.name, inCall: $0.roomId != nil)) }
+        listed.sort { ($0.at, $0.sequence, $0.user.id) < ($1.at, $1.sequence, $1.user.id) }
         // One buffer for everyone: each client's queue shares it.
-        let frame = ByteBuffer(string: ServerMessage.onlineUsers(users: visible.map {
-            OnlineUser(id: $0.handle.id, name: $0.name, inCall: $0.roomId != nil)
-        }).jsonString())
+        let frame = ByteBuffer(string: ServerMessage.onlineUsers(users: listed.map(\.user)).jsonString())
         for client in visible {
             client.handle.send(frame)
+        }
+    }
+}
+
+// MARK: - other nodes
+
+extension State {
+    /// A local client's record changed: the other nodes hear of it when the hub's lock is released.
+    fileprivate mutating func touch(_ id: String) {
+        guard node != nil, !changed.contains(id) else { return }
+        changed.append(id)
+    }
+
+    /// What the other nodes must hear of this call under the lock: the records that changed, then the messages.
+    mutating func takeClusterEvents() -> [ClusterEvent] {
+        guard let node, !(changed.isEmpty && outgoing.isEmpty) else { return [] }
+        var events = changed.map { id in memberRecord(id).map(ClusterEvent.member) ?? .gone(id: id, node: node) }
+        events += outgoing
+        changed = []
+        outgoing = []
+        return events
+    }
+
+    /// Every local client's record (a `snapshot` for a node that said `hello`).
+    func localMembers() -> [ClusterMember] {
+        clients.keys.sorted().compactMap(memberRecord)
+    }
+
+    private func memberRecord(_ id: String) -> ClusterMember? {
+        guard let node, let client = clients[id] else { return nil }
+        let room = client.roomId.flatMap { rooms[$0] }
+        return ClusterMember(
+            id: id, node: node, name: client.name, identity: client.identity, roomId: client.roomId, capacity: room?.capacity,
+            relay: room?.relay == id, visible: visibleInPresence(client), connectedAt: client.connectedAt
+        )
+    }
+
+    /// The other nodes' events, in the outbox's order.
+    mutating func apply(_ events: [ClusterEvent]) {
+        for event in events {
+            switch event {
+            case .member(let member):
+                applyMember(member)
+            case .gone(let id, let node):
+                if remote[id]?.node == node { removeRemote(id) }
+            case .frame(let to, _, let text):
+                // Not here (any more): the client moved on or left; its new node got nothing, as a peer that left.
+                guard clients[to] != nil else { continue }
+                deliver(ByteBuffer(string: text), to: to, counted: false)
+            case .hello(let other):
+                snapshotRequests.append(other)
+            case .snapshot(let other, let members):
+                let present = Set(members.map(\.id))
+                for (id, member) in remote where member.node == other && !present.contains(id) {
+                    removeRemote(id)
+                }
+                for member in members { applyMember(member) }
+            }
+        }
+        broadcastPresence()
+    }
+
+    private mutating func applyMember(_ member: ClusterMember) {
+        guard member.node != node else { return }
+        let id = member.id
+        var roomBefore: String?
+        var wasRelay = false
+        if let local = clients[id] {
+            // A resume moved this id to another node: it leaves here without a word, its room never sees it go.
+            roomBefore = local.roomId
+            wasRelay = roomBefore.flatMap { rooms[$0]?.relay } == id
+            clients[id] = nil
+            changed.removeAll { $0 == id }
+            local.handle.close()
+            updateConnectionGauge()
+            logger.debug("moved to node \(member.node)", metadata: ["peer": "\(id)"])
+        } else if let known = remote[id] {
+            roomBefore = known.roomId
+            wasRelay = known.relay
+        }
+        remoteHolds[id] = nil
+        remote[id] = member
+        if roomBefore != member.roomId {
+            if let roomBefore { leave(id, roomId: roomBefore) }
+            if let roomId = member.roomId {
+                var room = rooms[roomId] ?? Room(id: roomId, capacity: member.capacity ?? configuration.roomCapacity, members: [])
+                if !room.members.contains(id) { room.members.append(id) }
+                if member.relay { room.relay = id }
+                rooms[roomId] = room
+                updateRoomGauges()
+                notifyJoined(id, name: member.name, account: member.username, room: room, asRelay: member.relay)
+            }
+        } else if let roomId = member.roomId, wasRelay != member.relay, var room = rooms[roomId] {
+            if member.relay {
+                room.relay = id
+            } else if room.relay == id {
+                room.relay = nil
+            }
+            rooms[roomId] = room
+            for other in room.members where other != id {
+                notifyLocal(.relayChanged(relay: room.relay), to: other)
+            }
+        }
+    }
+
+    private mutating func removeRemote(_ id: String) {
+        guard let member = remote.removeValue(forKey: id) else { return }
+        remoteHolds[id] = nil
+        if let roomId = member.roomId { leave(id, roomId: roomId) }
+    }
+
+    /// A node stopped heartbeating: its clients are as if their sockets had dropped. Those in a room are kept
+    /// for the resume grace (offline in presence), so one that reconnects to a node keeps its id and room.
+    mutating func nodeDied(_ dead: String) {
+        for (id, member) in remote where member.node == dead {
+            guard member.roomId != nil, configuration.resumeGrace > .zero, !member.relay else {
+                removeRemote(id)
+                continue
+            }
+            remote[id]?.visible = false
+            holdGeneration += 1
+            let generation = holdGeneration
+            remoteHolds[id] = generation
+            timers.append(Timer(delay: configuration.resumeGrace) { state in
+                guard state.remoteHolds[id] == generation else { return }
+                state.removeRemote(id)
+                state.broadcastPresence()
+            })
+        }
+        broadcastPresence()
+    }
+
+    /// Messages the other nodes never got (the database was unreachable): their senders are told.
+    mutating func undeliverable(_ events: [ClusterEvent]) {
+        var told: Set<String> = []
+        for case .frame(let to, let from?, _) in events where clients[from] != nil && !told.contains(from) {
+            told.insert(from)
+            fail(from, .undeliverable, "a message to \(to) (on another server node) could not be passed on: the server's database was unreachable; send it again in a few seconds")
         }
     }
 }

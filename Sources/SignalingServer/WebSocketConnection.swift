@@ -28,6 +28,16 @@ struct WebSocketConnection {
             resuming = hub.resumeTokens.id(from: token)
             if resuming == nil { logger.debug("ignoring an invalid resume token: the connection gets a new id") }
         }
+        if let problem = hub.cluster?.problem {
+            // Taking the client now would give it a room the other nodes cannot see: it retries, here or elsewhere.
+            logger.warning("refusing a connection: \(problem)")
+            let error = ServerMessage.error(
+                code: .unavailable, message: "this server cannot reach its database (\(problem)): reconnect in a few seconds"
+            )
+            try? await outbound.write(.text(error.jsonString()))
+            try? await outbound.close(.unexpectedServerError, reason: "database unreachable")
+            return
+        }
         let handle = hub.connect(
             channel: channel, closeObserver: closeCode, name: credentials.identity?.name ?? guestName,
             identity: credentials.identity, resuming: resuming

@@ -64,6 +64,25 @@ enum Migrations {
         Migration(version: 3, name: "server settings (the resume-token secret on PostgreSQL)") { db in
             try await db.query("CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
         },
+        Migration(version: 4, name: "nodes and their outbox (PostgreSQL only)") { db in
+            // A single SQLite node has nobody to talk to; the version is recorded all the same.
+            guard db.dialect == .postgres else { return }
+            try await db.query("""
+                CREATE TABLE cluster_nodes (
+                    node TEXT PRIMARY KEY,
+                    started_ms BIGINT NOT NULL,
+                    heartbeat_ms BIGINT NOT NULL)
+                """)
+            try await db.query("""
+                CREATE TABLE cluster_outbox (
+                    id BIGSERIAL PRIMARY KEY,
+                    origin TEXT NOT NULL,
+                    target TEXT NOT NULL,
+                    body TEXT NOT NULL,
+                    created_ms BIGINT NOT NULL)
+                """)
+            try await db.query("CREATE INDEX cluster_outbox_created ON cluster_outbox (created_ms)")
+        },
     ]
 
     /// Any number; the same on every node, so concurrent start-ups take turns.
