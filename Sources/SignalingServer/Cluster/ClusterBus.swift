@@ -138,7 +138,8 @@ final class ClusterBus: Service, Sendable {
                 let batch = state.withLockedValue { Array($0.queue.prefix(500)) }
                 guard !batch.isEmpty else { break }
                 do {
-                    try await insert(batch)
+                    // postgres-nio's pool waits for a connection without end while the server is away.
+                    try await withDeadline(.seconds(3), what: "writing to the cluster outbox") { try await self.insert(batch) }
                     contact(nil)
                     let depth = state.withLockedValue { state in
                         state.queue.removeFirst(batch.count)
@@ -199,7 +200,7 @@ final class ClusterBus: Service, Sendable {
         for await _ in readerWakes {
             if Task.isCancelled { break }
             do {
-                while try await readBatch() {}
+                while try await withDeadline(.seconds(5), what: "reading the cluster outbox", { try await self.readBatch() }) {}
                 contact(nil)
             } catch {
                 contact(error)
@@ -287,37 +288,7 @@ final class ClusterBus: Service, Sendable {
     private func heartbeatLoop() async {
         while !Task.isCancelled {
             do {
-                let now = nowMilliseconds()
-                try await database.client.query("""
-                    INSERT INTO cluster_nodes (node, started_ms, heartbeat_ms) VALUES (\(node), \(now), \(now))
-                    ON CONFLICT (node) DO UPDATE SET heartbeat_ms = EXCLUDED.heartbeat_ms
-                    """)
-                var nodes: [(String, Int64)] = []
-                for try await row in try await database.client.query("SELECT node, heartbeat_ms FROM cluster_nodes").decode((String, Int64).self) {
-                    nodes.append(row)
-                }
-                contact(nil)
-                let dead = state.withLockedValue { state -> [String] in
-                    var newlyDead: [String] = []
-                    for (other, heartbeat) in nodes where other != node {
-                        if now - heartbeat > Self.deadAfterMilliseconds {
-                            if !state.deadNodes.contains(other) {
-                                state.deadNodes.insert(other)
-                                newlyDead.append(other)
-                            }
-                            state.aliveNodes.remove(other)
-                        } else {
-                            state.aliveNodes.insert(other)
-                            state.deadNodes.remove(other)
-                        }
-                    }
-                    return newlyDead
-                }
-                metrics.clusterNodes.set(Double(nodes.count - dead.count))
-                for other in dead {
-                    logger.warning("node \(other) stopped heartbeating: its clients are treated as disconnected")
-                    onNodeDead.withLockedValue { $0 }(other)
-                }
+                try await withDeadline(.seconds(3), what: "heartbeating") { try await self.heartbeat() }
             } catch {
                 contact(error)
                 logger.warning("cannot heartbeat: \(PostgresDatabase.describe(error))")
@@ -326,15 +297,55 @@ final class ClusterBus: Service, Sendable {
         }
     }
 
+    /// Writes this node's heartbeat, reads the others', and reports the nodes that have just gone silent.
+    private func heartbeat() async throws {
+        let now = nowMilliseconds()
+        try await database.client.query("""
+            INSERT INTO cluster_nodes (node, started_ms, heartbeat_ms) VALUES (\(node), \(now), \(now))
+            ON CONFLICT (node) DO UPDATE SET heartbeat_ms = EXCLUDED.heartbeat_ms
+            """)
+        var nodes: [(String, Int64)] = []
+        for try await row in try await database.client.query("SELECT node, heartbeat_ms FROM cluster_nodes").decode((String, Int64).self) {
+            nodes.append(row)
+        }
+        contact(nil)
+        let (dead, alive) = state.withLockedValue { state -> ([String], Int) in
+            var newlyDead: [String] = []
+            for (other, heartbeat) in nodes where other != node {
+                if now - heartbeat > Self.deadAfterMilliseconds {
+                    if !state.deadNodes.contains(other) {
+                        state.deadNodes.insert(other)
+                        newlyDead.append(other)
+                    }
+                    state.aliveNodes.remove(other)
+                } else {
+                    state.aliveNodes.insert(other)
+                    state.deadNodes.remove(other)
+                }
+            }
+            return (newlyDead, state.aliveNodes.count + 1)
+        }
+        metrics.clusterNodes.set(Double(alive))
+        for other in dead {
+            logger.warning("node \(other) stopped heartbeating: its clients are treated as disconnected")
+            onNodeDead.withLockedValue { $0 }(other)
+        }
+    }
+
+    /// Deletes rows every node has long read (and nodes silent for an hour); samples the backlog.
+    private func cleanup() async throws {
+        let cutoff = nowMilliseconds() - Self.retentionMilliseconds
+        try await database.client.query("DELETE FROM cluster_outbox WHERE created_ms < \(cutoff)")
+        try await database.client.query("DELETE FROM cluster_nodes WHERE heartbeat_ms < \(cutoff - 3_600_000)")
+        for try await count in try await database.client.query("SELECT count(*) FROM cluster_outbox").decode(Int64.self) {
+            metrics.clusterOutboxRows.set(Double(count))
+        }
+    }
+
     private func cleanupLoop() async {
         while !Task.isCancelled {
             do {
-                let cutoff = nowMilliseconds() - Self.retentionMilliseconds
-                try await database.client.query("DELETE FROM cluster_outbox WHERE created_ms < \(cutoff)")
-                try await database.client.query("DELETE FROM cluster_nodes WHERE heartbeat_ms < \(cutoff - 3_600_000)")
-                for try await count in try await database.client.query("SELECT count(*) FROM cluster_outbox").decode(Int64.self) {
-                    metrics.clusterOutboxRows.set(Double(count))
-                }
+                try await withDeadline(.seconds(5), what: "cleaning the cluster outbox") { try await self.cleanup() }
             } catch {
                 contact(error)
             }
