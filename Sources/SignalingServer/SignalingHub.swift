@@ -53,6 +53,7 @@ final class SignalingHub: Sendable {
         cluster.onEvents.withLockedValue { $0 = { [weak self] events in self?.withState { $0.apply(events) } } }
         cluster.onNodeDead.withLockedValue { $0 = { [weak self] node in self?.withState { $0.nodeDied(node) } } }
         cluster.onUndeliverable.withLockedValue { $0 = { [weak self] events in self?.withState { $0.undeliverable(events) } } }
+        cluster.onReconnected.withLockedValue { $0 = { [weak self] in self?.withState { $0.snapshotRequests.append(State.everyNode) } } }
     }
 
     /// Runs `body` under the lock, then starts the timers it asked for and hands the other nodes what they
@@ -75,7 +76,7 @@ final class SignalingHub: Sendable {
         if let cluster {
             cluster.publish(events)
             for (node, members) in snapshots {
-                cluster.publish([.snapshot(node: cluster.node, members: members)], to: node)
+                cluster.publish([.snapshot(node: cluster.node, members: members)], to: node == State.everyNode ? nil : node)
             }
         }
         return result
@@ -195,8 +196,9 @@ private struct State {
     private var changed: [String] = []
     /// Messages for clients of other nodes, in order.
     private var outgoing: [ClusterEvent] = []
-    /// Nodes that asked for this node's clients (`hello`).
+    /// Nodes that asked for this node's clients (`hello`), or `everyNode`.
     var snapshotRequests: [String] = []
+    static let everyNode = ""
 
     /// Something to do to the state later (a hold's end, a presence broadcast); the hub starts it.
     struct Timer {

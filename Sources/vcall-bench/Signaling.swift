@@ -26,7 +26,8 @@ struct Signaling: AsyncParsableCommand {
         abstract: "N WebSocket clients in rooms of two relaying offers, answers and candidates: messages/s and relay latency."
     )
 
-    @Option(help: "The server's WebSocket URL (ws:// only).") var url = "ws://127.0.0.1:8080/ws"
+    @Option(help: "The server's WebSocket URL (ws:// only). Repeat it for several nodes of one service: the two members of each room then connect to different nodes, so every message crosses between them.")
+    var url: [String] = ["ws://127.0.0.1:8080/ws"]
     @Option(help: "Clients (an even number: rooms of two).") var clients = 1000
     @Option(name: .customLong("in-flight"), help: "Messages a client may have sent that its peer has not yet received.") var inFlight = 2
     @Option(help: "Seconds of load before the measured window.") var warmup = 3.0
@@ -47,8 +48,10 @@ struct Signaling: AsyncParsableCommand {
         guard seconds > 0, warmup >= 0 else { throw ValidationError("--seconds must be > 0 and --warmup ≥ 0") }
         guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
         guard candidatesPerSDP >= 0 else { throw ValidationError("--candidates-per-sdp must be ≥ 0") }
-        guard let parsed = URLComponents(string: url), parsed.scheme == "ws", parsed.host != nil else {
-            throw ValidationError("--url must be a ws:// URL, e.g. ws://127.0.0.1:8080/ws")
+        for url in url {
+            guard let parsed = URLComponents(string: url), parsed.scheme == "ws", parsed.host != nil else {
+                throw ValidationError("--url \(url) must be a ws:// URL, e.g. ws://127.0.0.1:8080/ws")
+            }
         }
     }
 
@@ -101,10 +104,12 @@ struct Signaling: AsyncParsableCommand {
     }
 
     func run() async throws {
-        guard let components = URLComponents(string: url), let host = components.host else { throw ValidationError("--url: no host") }
-        let port = components.port ?? 80
-        var path = components.percentEncodedPath.isEmpty ? "/" : components.percentEncodedPath
-        if let query = components.percentEncodedQuery { path += "?" + query }
+        let connectors = try url.map { url in
+            guard let components = URLComponents(string: url), let host = components.host else { throw ValidationError("--url \(url): no host") }
+            var path = components.percentEncodedPath.isEmpty ? "/" : components.percentEncodedPath
+            if let query = components.percentEncodedQuery { path += "?" + query }
+            return Connector(host: host, port: components.port ?? 80, path: path)
+        }
 
         let group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
         let loops = Array(group.makeIterator())
@@ -124,7 +129,6 @@ struct Signaling: AsyncParsableCommand {
 
         // Set-up: connect (a bounded number at a time), each client joins its room on `welcome`.
         let setupStart = NIODeadline.now()
-        let connector = Connector(host: host, port: port, path: path)
         await withTaskGroup(of: Void.self) { tasks in
             var started = 0
             for room in rooms {
@@ -132,6 +136,8 @@ struct Signaling: AsyncParsableCommand {
                     if started >= connectConcurrency { await tasks.next() }
                     started += 1
                     let member = room.members[slot]
+                    // With several nodes, a room's two members are on different nodes.
+                    let connector = connectors[slot % connectors.count]
                     tasks.addTask { await connector.connect(member, on: room.eventLoop, setup: setup) }
                 }
             }
@@ -189,7 +195,7 @@ struct Signaling: AsyncParsableCommand {
         var failures = counts.failures
         for (key, value) in total.failures { failures[key, default: 0] += value }
         let result = Result(
-            label: label, url: url, clients: clients, rooms: rooms.count, roomsRunning: running.count,
+            label: label, url: url.joined(separator: " "), clients: clients, rooms: rooms.count, roomsRunning: running.count,
             inFlightPerClient: inFlight, warmupSeconds: warmup, seconds: seconds, setupSeconds: setupSeconds,
             messagesReceived: total.received, messagesPerSecond: Double(total.received) / seconds,
             megabytesPerSecond: Double(total.receivedBytes) / seconds / 1e6,

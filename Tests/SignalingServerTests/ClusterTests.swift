@@ -26,6 +26,13 @@ extension ServerTests {
             }
         }
 
+        /// The member ids of the one room a node lists at /api/rooms.
+        static func members(on node: TestServer) async throws -> Set<String> {
+            let rooms = try await node.request(.get, "/api/rooms").json
+            let members = ((rooms?["rooms"] as? [[String: Any]])?.first?["members"] as? [[String: Any]])?.compactMap { $0["id"] as? String }
+            return Set(members ?? [])
+        }
+
         static func lists(_ id: String, inCall: Bool? = nil) -> ([OnlineUser]) -> Bool {
             { users in users.contains { $0.id == id && (inCall == nil || $0.inCall == inCall) } }
         }
@@ -59,9 +66,7 @@ extension ServerTests {
 
                 // Both nodes list the room with both members.
                 for node in [a, b] {
-                    let rooms = try await node.request(.get, "/api/rooms").json
-                    let members = ((rooms?["rooms"] as? [[String: Any]])?.first?["members"] as? [[String: Any]])?.compactMap { $0["id"] as? String }
-                    #expect(Set(members ?? []) == [ada.id, bob.id])
+                    #expect(try await Self.members(on: node) == [ada.id, bob.id])
                 }
 
                 await bob.close()
@@ -125,9 +130,7 @@ extension ServerTests {
                 let seen = try await bob.drain(within: .milliseconds(1500))
                 #expect(!seen.contains { $0.type == "user-disconnected" || $0.type == "user-joined" })
                 // And node A lists her in the room still, now as the other node's.
-                let rooms = try await a.request(.get, "/api/rooms").json
-                let members = ((rooms?["rooms"] as? [[String: Any]])?.first?["members"] as? [[String: Any]])?.compactMap { $0["id"] as? String }
-                #expect(Set(members ?? []) == [ada.id, bob.id])
+                #expect(try await Self.members(on: a) == [ada.id, bob.id])
                 await resumed.close()
                 await bob.close()
             }

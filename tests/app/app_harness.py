@@ -185,9 +185,10 @@ class Users:
         self.pages: dict[str, Page] = {}
         self.console: dict[str, list[str]] = {}
 
-    def new(self, label: str, width: int = 1280, height: int = 800) -> Page:
+    def new(self, label: str, width: int = 1280, height: int = 800, base_url: str | None = None) -> Page:
+        """A page in a context of its own; `base_url` names another server than the module's (a second node)."""
         context = self.browser.new_context(
-            base_url=self.server.url,
+            base_url=base_url or self.server.url,
             viewport={"width": width, "height": height},
             permissions=["camera", "microphone"],
         )

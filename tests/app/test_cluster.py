@@ -56,8 +56,8 @@ def cluster():
 
 
 class Nodes:
-    def __init__(self, database: str, count: int = 2) -> None:
-        self.nodes = [Server("--database", database, "--resume-grace", "30") for _ in range(count)]
+    def __init__(self, database: str, count: int = 2, resume_grace: float = 30) -> None:
+        self.nodes = [Server("--database", database, "--resume-grace", str(resume_grace)) for _ in range(count)]
 
     def stop(self) -> None:
         for node in self.nodes:
@@ -120,17 +120,6 @@ class Forwarder:
         self.listener.close()
 
 
-def users_on(browser, node_url: str, label: str, users: Users):
-    context = browser.new_context(base_url=node_url, viewport={"width": 1280, "height": 800}, permissions=["camera", "microphone"])
-    context.set_default_timeout(20_000)
-    users.contexts.append(context)
-    page = context.new_page()
-    log = users.console.setdefault(label, [])
-    page.on("console", lambda m: log.append(f"{m.type}: {m.text}"))
-    page.on("pageerror", lambda e: log.append(f"pageerror: {e}"))
-    return page
-
-
 def health(url: str) -> tuple[int, dict]:
     try:
         with urllib.request.urlopen(url + "/healthz", timeout=3) as r:
@@ -144,15 +133,15 @@ def first_message(url: str, query: str = "") -> dict:
         return json.loads(ws.recv(timeout=5))
 
 
-def test_pages_on_two_nodes_call_each_other_and_see_each_other_online(browser, users, nodes):
+def test_pages_on_two_nodes_call_each_other_and_see_each_other_online(users, nodes):
     a, b = nodes
-    alice = users_on(browser, a.url, "alice", users)
-    bob = users_on(browser, b.url, "bob", users)
+    alice = users.new("alice", base_url=a.url)
+    bob = users.new("bob", base_url=b.url)
     bob_id, alice_id = call_each_other(alice, bob, new_room_id())
     # A home page on either node lists both in a call; a direct call from node A rings on node B and,
     # accepted, connects.
-    carol = users_on(browser, a.url, "carol", users)
-    dave = users_on(browser, b.url, "dave", users)
+    carol = users.new("carol", base_url=a.url)
+    dave = users.new("dave", base_url=b.url)
     carol.goto("/?name=carol")
     dave.goto("/?name=dave")
     ids = {}
@@ -173,12 +162,12 @@ def test_pages_on_two_nodes_call_each_other_and_see_each_other_online(browser, u
         assert_video_playing(page, pid)
 
 
-def test_a_page_whose_node_is_killed_resumes_on_the_other_and_keeps_decoding(browser, users, nodes):
+def test_a_page_whose_node_is_killed_resumes_on_the_other_and_keeps_decoding(users, nodes):
     a, b = nodes
     front = Forwarder([a.port, b.port])
     try:
-        alice = users_on(browser, front.url, "alice", users)
-        bob = users_on(browser, b.url, "bob", users)
+        alice = users.new("alice", base_url=front.url)
+        bob = users.new("bob", base_url=b.url)
         room = new_room_id()
         join(alice, room, "alice")
         join(bob, room, "bob")
@@ -254,3 +243,32 @@ def test_a_database_outage_is_reported_refuses_new_connections_and_heals(cluster
         # The sockets that stayed open work across nodes again.
         ada.send(json.dumps({"type": "offer", "to": bob_id, "offer": {"type": "offer", "sdp": "v=0\r\n"}}))
         assert next_of(bob, "offer")["from"] == ada_id
+
+
+def test_a_dead_nodes_members_leave_their_rooms_after_the_grace(cluster):
+    """Node A killed, its member never comes back: node B finds A's heartbeat stale (10 s), keeps her for the
+    resume grace (2 s here) like a dropped socket, then tells the room she left."""
+    group = Nodes(cluster.new_database(), resume_grace=2)
+    a, b = group.nodes
+    try:
+        with connect(a.url.replace("http://", "ws://") + "/ws?name=ada", open_timeout=5) as ada, connect(
+            b.url.replace("http://", "ws://") + "/ws?name=bob", open_timeout=5
+        ) as bob:
+            ada_id = next_of(ada, "welcome")["id"]
+            next_of(bob, "welcome")
+            room = new_room_id()
+            ada.send(json.dumps({"type": "join-room", "roomId": room}))
+            next_of(ada, "room-joined")
+            while not any(u["id"] == ada_id and u["inCall"] for u in next_of(bob, "online-users")["users"]):
+                pass
+            bob.send(json.dumps({"type": "join-room", "roomId": room}))
+            assert [p["id"] for p in next_of(bob, "room-joined")["peers"]] == [ada_id]
+            killed = time.monotonic()
+            a.kill()
+            left = next_of(bob, "user-disconnected", timeout=40)
+            after = time.monotonic() - killed
+            assert left["from"] == ada_id
+            assert 2 <= after <= 25, after
+            print(f"the dead node's member left the room {after:.1f} s after the kill")
+    finally:
+        group.stop()

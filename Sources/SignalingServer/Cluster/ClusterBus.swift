@@ -44,6 +44,8 @@ final class ClusterBus: Service, Sendable {
     let onEvents = NIOLockedValueBox<@Sendable ([ClusterEvent]) -> Void>({ _ in })
     /// Receives the nodes found dead.
     let onNodeDead = NIOLockedValueBox<@Sendable (String) -> Void>({ _ in })
+    /// Called when the database answers again after a silence the other nodes may have taken for death.
+    let onReconnected = NIOLockedValueBox<@Sendable () -> Void>({})
     /// Receives events given up on (the database was unreachable too long).
     let onUndeliverable = NIOLockedValueBox<@Sendable ([ClusterEvent]) -> Void>({ _ in })
 
@@ -120,13 +122,23 @@ final class ClusterBus: Service, Sendable {
     }
 
     private func contact(_ error: (any Error)?) {
-        state.withLockedValue { state in
+        let silence = state.withLockedValue { state -> Int64 in
             if let error {
                 state.lastError = PostgresDatabase.describe(error)
-            } else {
-                state.lastContact = nowMilliseconds()
+                return 0
+            }
+            let now = nowMilliseconds()
+            defer {
+                state.lastContact = now
                 state.lastError = nil
             }
+            return now - state.lastContact
+        }
+        // Silent long enough for the others to think this node dead: they may have dropped its clients, so
+        // it tells them all of them again.
+        if silence > Self.deadAfterMilliseconds / 2 {
+            logger.notice("the database answers again after \(silence / 1000) s: announcing this node's clients")
+            onReconnected.withLockedValue { $0 }()
         }
     }
 
