@@ -120,3 +120,25 @@ struct DatabaseTests {
         return logger
     }
 }
+
+@Suite("Cluster batches")
+struct ClusterBatchTests {
+    @Test("a batch of frames and events unpacks to the same events, whatever their text holds")
+    func roundTrip() throws {
+        let member = ClusterMember(
+            id: "p1", node: "n1", name: "Zoë: 🎥", identity: Identity(name: "zoe", username: "zoe", credential: .session),
+            roomId: "r", capacity: 4, relay: false, visible: true, connectedAt: 1
+        )
+        let events: [ClusterEvent] = [
+            .frame(to: "b2", from: "a1", text: #"{"type":"offer","sdp":"v=0\r\n:12:F3:"}"#),
+            .member(member),
+            .frame(to: "c3", from: nil, text: ""),
+            .gone(id: "p1", node: "n1"),
+            .frame(to: "ü", from: "ß", text: String(repeating: "€", count: 5000)),
+        ]
+        #expect(try ClusterBatch.unpack(ClusterBatch.pack(events)) == events)
+        #expect(try ClusterBatch.unpack("") == [])
+        #expect(throws: ClusterBatch.Malformed.self) { try ClusterBatch.unpack("F5:ab") }
+        #expect(throws: ClusterBatch.Malformed.self) { try ClusterBatch.unpack("X1:a") }
+    }
+}

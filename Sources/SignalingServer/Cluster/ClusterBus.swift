@@ -147,7 +147,7 @@ final class ClusterBus: Service, Sendable {
     private func writeLoop() async {
         for await _ in writerWakes {
             while !Task.isCancelled {
-                let batch = state.withLockedValue { Array($0.queue.prefix(500)) }
+                let batch = state.withLockedValue { Array($0.queue.prefix(1000)) }
                 guard !batch.isEmpty else { break }
                 do {
                     // postgres-nio's pool waits for a connection without end while the server is away.
@@ -169,19 +169,29 @@ final class ClusterBus: Service, Sendable {
         }
     }
 
+    /// One statement per batch (the lock, the rows, the doorbell): one round trip, and one row per run of events
+    /// for the same node(s) (`ClusterBatch`), in order.
     private func insert(_ batch: [ClusterEnvelope]) async throws {
-        let encoder = JSONEncoder()
-        let targets = batch.map { $0.targetNode ?? "" }
-        let bodies = try batch.map { String(decoding: try encoder.encode($0.event), as: UTF8.self) }
-        let queuedAt = batch.map(\.queuedAt)
-        let lockKey = Self.outboxLockKey
+        var targets: [String] = [], bodies: [String] = [], queuedAt: [Int64] = []
+        var start = batch.startIndex
+        while start < batch.endIndex {
+            let target = batch[start].targetNode
+            let end = batch[start...].firstIndex { $0.targetNode != target } ?? batch.endIndex
+            targets.append(target ?? "")
+            bodies.append(try ClusterBatch.pack(batch[start..<end].map(\.event)))
+            queuedAt.append(batch[start].queuedAt)
+            start = end
+        }
         try await database.client.query("""
-            WITH ordered AS (SELECT pg_advisory_xact_lock(\(lockKey)))
-            INSERT INTO cluster_outbox (origin, target, body, created_ms)
-            SELECT \(node), t, b, q FROM ordered, unnest(\(targets)::text[], \(bodies)::text[], \(queuedAt)::bigint[]) WITH ORDINALITY AS u(t, b, q, n)
-            ORDER BY n
+            WITH ordered AS (SELECT pg_advisory_xact_lock(\(Self.outboxLockKey))),
+            written AS (
+                INSERT INTO cluster_outbox (origin, target, body, created_ms)
+                SELECT \(node), t, b, q FROM ordered,
+                    unnest(\(targets)::text[], \(bodies)::text[], \(queuedAt)::bigint[]) WITH ORDINALITY AS u(t, b, q, n)
+                ORDER BY n
+                RETURNING 1)
+            SELECT pg_notify(\(Self.channel), '') FROM (SELECT count(*) FROM written) AS c
             """)
-        try await database.client.query("SELECT pg_notify(\(Self.channel), '')")
     }
 
     /// Drops queued events older than the delivery deadline, telling their senders.
@@ -224,28 +234,30 @@ final class ClusterBus: Service, Sendable {
     /// Reads and hands over the next rows; true when there may be more.
     private func readBatch() async throws -> Bool {
         let last = state.withLockedValue { $0.lastSeenID }
-        let limit = 1000
+        let limit = 200
+        // This node's own rows and those for another node are skipped by the query.
         let rows = try await database.client.query("""
-            SELECT id, origin, target, body, created_ms FROM cluster_outbox
-            WHERE id > \(last) ORDER BY id LIMIT \(limit)
+            SELECT id, body, created_ms FROM cluster_outbox
+            WHERE id > \(last) AND origin <> \(node) AND (target = '' OR target = \(node))
+            ORDER BY id LIMIT \(limit)
             """)
         var events: [ClusterEvent] = []
         var newest = last
         var count = 0
         let now = nowMilliseconds()
-        let decoder = JSONDecoder()
-        for try await (id, origin, target, body, created) in rows.decode((Int64, String, String, String, Int64).self) {
+        for try await (id, body, created) in rows.decode((Int64, String, Int64).self) {
             count += 1
             newest = id
-            guard origin != node, target.isEmpty || target == node else { continue }
             do {
-                events.append(try decoder.decode(ClusterEvent.self, from: Data(body.utf8)))
-                metrics.clusterDelay.record(Double(max(0, now - created)) / 1000)
+                let unpacked = try ClusterBatch.unpack(body)
+                events += unpacked
+                let delay = Double(max(0, now - created)) / 1000
+                for _ in unpacked { metrics.clusterDelay.record(delay) }
             } catch {
                 logger.error("skipping an outbox row (\(id)) this node cannot read: \(error); are the nodes on different versions?")
             }
         }
-        state.withLockedValue { $0.lastSeenID = newest }
+        if newest > last { state.withLockedValue { $0.lastSeenID = max($0.lastSeenID, newest) } }
         if !events.isEmpty {
             metrics.clusterReceived.increment(by: Int64(events.count))
             onEvents.withLockedValue { $0 }(events)

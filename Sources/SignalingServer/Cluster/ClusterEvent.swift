@@ -52,3 +52,64 @@ struct ClusterEnvelope: Sendable {
 func nowMilliseconds() -> Int64 {
     Int64(Date().timeIntervalSince1970 * 1000)
 }
+
+/// A run of events as one outbox row's text: `F<n>:<to><n>:<from><n>:<frame text>` for a frame (its text as
+/// it is, not escaped again) and `E<n>:<JSON>` for any other event, each `<n>` the byte count of what follows
+/// the colon. One row per batch keeps PostgreSQL's work per message small (a row per message made the
+/// ordered insert the cross-node bottleneck).
+enum ClusterBatch {
+    struct Malformed: Error, CustomStringConvertible {
+        var description: String
+    }
+
+    static func pack(_ events: [ClusterEvent]) throws -> String {
+        let encoder = JSONEncoder()
+        var text = ""
+        func field(_ value: String) {
+            text += String(value.utf8.count)
+            text += ":"
+            text += value
+        }
+        for event in events {
+            if case .frame(let to, let from, let frame) = event {
+                text += "F"
+                field(to)
+                field(from ?? "")
+                field(frame)
+            } else {
+                text += "E"
+                field(String(decoding: try encoder.encode(event), as: UTF8.self))
+            }
+        }
+        return text
+    }
+
+    static func unpack(_ text: String) throws -> [ClusterEvent] {
+        let decoder = JSONDecoder()
+        var bytes = Array(text.utf8)[...]
+        func field() throws -> String {
+            guard let colon = bytes.firstIndex(of: UInt8(ascii: ":")),
+                  let count = Int(String(decoding: bytes[bytes.startIndex..<colon], as: UTF8.self)), count >= 0,
+                  colon + 1 + count <= bytes.endIndex
+            else { throw Malformed(description: "a field's length is missing or runs past the end") }
+            let value = String(decoding: bytes[(colon + 1)..<(colon + 1 + count)], as: UTF8.self)
+            bytes = bytes[(colon + 1 + count)...]
+            return value
+        }
+        var events: [ClusterEvent] = []
+        while let tag = bytes.first {
+            bytes = bytes.dropFirst()
+            switch tag {
+            case UInt8(ascii: "F"):
+                let to = try field()
+                let from = try field()
+                events.append(.frame(to: to, from: from.isEmpty ? nil : from, text: try field()))
+            case UInt8(ascii: "E"):
+                events.append(try decoder.decode(ClusterEvent.self, from: Data(try field().utf8)))
+            default:
+                throw Malformed(description: "unknown event tag \(tag)")
+            }
+        }
+        return events
+    }
+}
