@@ -56,27 +56,30 @@ final class SignalingHub: Sendable {
         cluster.onReconnected.withLockedValue { $0 = { [weak self] in self?.withState { $0.snapshotRequests.append(State.everyNode) } } }
     }
 
-    /// Runs `body` under the lock, then starts the timers it asked for and hands the other nodes what they
-    /// must hear (in the order it happened).
+    /// Runs `body` under the lock, hands the other nodes what they must hear, then starts the timers it asked for.
+    ///
+    /// The other nodes' events are queued before the lock is released (queuing never waits): two calls that
+    /// publish after releasing it could reach the outbox in the opposite order, and a stale snapshot after a
+    /// newer record would make the other nodes forget a client.
     private func withState<Result>(_ body: (inout State) -> Result) -> Result {
-        let (result, timers, events, snapshots) = state.withLockedValue { state in
+        let (result, timers) = state.withLockedValue { state in
             let result = body(&state)
             defer {
                 state.timers = []
                 state.snapshotRequests = []
             }
-            return (result, state.timers, state.takeClusterEvents(), state.snapshotRequests.isEmpty ? [] : state.snapshotRequests.map { ($0, state.localMembers()) })
+            if let cluster {
+                cluster.publish(state.takeClusterEvents())
+                for node in state.snapshotRequests {
+                    cluster.publish([.snapshot(node: cluster.node, members: state.localMembers())], to: node == State.everyNode ? nil : node)
+                }
+            }
+            return (result, state.timers)
         }
         for timer in timers {
             Task { [weak self] in
                 try? await Task.sleep(for: timer.delay)
                 self?.withState(timer.fire)
-            }
-        }
-        if let cluster {
-            cluster.publish(events)
-            for (node, members) in snapshots {
-                cluster.publish([.snapshot(node: cluster.node, members: members)], to: node == State.everyNode ? nil : node)
             }
         }
         return result

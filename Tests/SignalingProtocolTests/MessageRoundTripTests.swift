@@ -297,7 +297,7 @@ struct ParsingErrorTests {
     func errorCodeNames() {
         #expect(ErrorCode.allCases.map(\.rawValue) == [
             "bad-json", "unknown-type", "invalid-message", "not-in-room", "unknown-peer", "too-large", "rate-limited", "unauthorized",
-            "relay-taken",
+            "relay-taken", "undeliverable", "unavailable",
         ])
     }
 }
