@@ -202,6 +202,22 @@ def next_of(ws, kind: str, timeout: float = 20) -> dict:
             return message
 
 
+def meet_across_nodes(ada, bob) -> tuple[str, str]:
+    """ada (on one node) and bob (on the other) meet in a new room; bob's room-joined lists ada. Returns their ids."""
+    ada_id = next_of(ada, "welcome")["id"]
+    bob_id = next_of(bob, "welcome")["id"]
+    room = new_room_id()
+    ada.send(json.dumps({"type": "join-room", "roomId": room}))
+    next_of(ada, "room-joined")
+    # Bob's node knows she is in a call before he joins.
+    while not any(u["id"] == ada_id and u["inCall"] for u in next_of(bob, "online-users")["users"]):
+        pass
+    bob.send(json.dumps({"type": "join-room", "roomId": room}))
+    assert [p["id"] for p in next_of(bob, "room-joined")["peers"]] == [ada_id]
+    next_of(ada, "user-joined")
+    return ada_id, bob_id
+
+
 def test_a_database_outage_is_reported_refuses_new_connections_and_heals(cluster, nodes):
     """While PostgreSQL is down: /healthz says so, new sockets get `unavailable`, and a message for the other
     node is not dropped silently (its sender gets `undeliverable`); then everything recovers by itself."""
@@ -210,16 +226,7 @@ def test_a_database_outage_is_reported_refuses_new_connections_and_heals(cluster
     with connect(a.url.replace("http://", "ws://") + "/ws?name=ada", open_timeout=5) as ada, connect(
         b.url.replace("http://", "ws://") + "/ws?name=bob", open_timeout=5
     ) as bob:
-        ada_id = next_of(ada, "welcome")["id"]
-        bob_id = next_of(bob, "welcome")["id"]
-        room = new_room_id()
-        ada.send(json.dumps({"type": "join-room", "roomId": room}))
-        next_of(ada, "room-joined")
-        while not any(u["id"] == ada_id and u["inCall"] for u in next_of(bob, "online-users")["users"]):
-            pass
-        bob.send(json.dumps({"type": "join-room", "roomId": room}))
-        next_of(bob, "room-joined")
-        next_of(ada, "user-joined")
+        ada_id, bob_id = meet_across_nodes(ada, bob)
         cluster.halt()
         try:
             ada.send(json.dumps({"type": "offer", "to": bob_id, "offer": {"type": "offer", "sdp": "v=0\r\n"}}))
@@ -254,15 +261,7 @@ def test_a_dead_nodes_members_leave_their_rooms_after_the_grace(cluster):
         with connect(a.url.replace("http://", "ws://") + "/ws?name=ada", open_timeout=5) as ada, connect(
             b.url.replace("http://", "ws://") + "/ws?name=bob", open_timeout=5
         ) as bob:
-            ada_id = next_of(ada, "welcome")["id"]
-            next_of(bob, "welcome")
-            room = new_room_id()
-            ada.send(json.dumps({"type": "join-room", "roomId": room}))
-            next_of(ada, "room-joined")
-            while not any(u["id"] == ada_id and u["inCall"] for u in next_of(bob, "online-users")["users"]):
-                pass
-            bob.send(json.dumps({"type": "join-room", "roomId": room}))
-            assert [p["id"] for p in next_of(bob, "room-joined")["peers"]] == [ada_id]
+            ada_id, _ = meet_across_nodes(ada, bob)
             killed = time.monotonic()
             a.kill()
             left = next_of(bob, "user-disconnected", timeout=40)

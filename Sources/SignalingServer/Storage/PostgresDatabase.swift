@@ -112,6 +112,8 @@ final class PostgresDatabase: SQLDatabase {
         return database
     }
 
+    @discardableResult
+
     func query(_ sql: String, _ binds: [SQLValue]) async throws -> [SQLRow] {
         try await Self.collect(client.query(Self.postgresQuery(sql, binds), logger: logger))
     }
@@ -138,6 +140,8 @@ final class PostgresDatabase: SQLDatabase {
         let connection: PostgresConnection
         let logger: Logger
         var dialect: SQLDialect { .postgres }
+
+        @discardableResult
 
         func query(_ sql: String, _ binds: [SQLValue]) async throws -> [SQLRow] {
             try await PostgresDatabase.collect(connection.query(PostgresDatabase.postgresQuery(sql, binds), logger: logger))

@@ -28,6 +28,8 @@ final class SQLiteDatabase: SQLDatabase {
         return SQLiteDatabase(connection: connection, location: path)
     }
 
+    @discardableResult
+
     func query(_ sql: String, _ binds: [SQLValue]) async throws -> [SQLRow] {
         try await lock.run { try await self.unlocked.query(sql, binds) }
     }
@@ -55,6 +57,8 @@ final class SQLiteDatabase: SQLDatabase {
     private struct Unlocked: SQLExecutor {
         let connection: SQLiteConnection
         var dialect: SQLDialect { .sqlite }
+
+        @discardableResult
 
         func query(_ sql: String, _ binds: [SQLValue]) async throws -> [SQLRow] {
             let rows = try await connection.query(sql, binds.map(SQLiteDatabase.data))
