@@ -37,9 +37,10 @@ public enum ClientMessage: Sendable, Equatable {
     /// `track-map {to, tracks: [{mid, participant, kind}]}`: the relay tells a member, right before an
     /// offer, whose media each active m-line of that offer carries.
     case trackMap(to: String, tracks: [TrackMapEntry])
-    /// `recording-request {to, action}`: ask a member that records the room (it sent `recording-state`) to
-    /// start or stop; the room page's record button.
-    case recordingRequest(to: String, action: RecordingAction)
+    /// `recording-request {to?, action}`: ask a member that records the room (it sent `recording-state`) to
+    /// start or stop; the room page's record button. Without `to`, the server's recording workers are asked
+    /// (a job; the server answers `recording-job`).
+    case recordingRequest(to: String?, action: RecordingAction)
     /// `recording-state {recording}`: a member that can record the room says whether it is recording (on
     /// every change and to each newcomer), so every page shows it and offers the record button.
     case recordingState(recording: Bool)
@@ -133,7 +134,7 @@ public enum ClientMessage: Sendable, Equatable {
         case .leaveRoom, .mediaState, .recordingState:
             break
         case .recordingRequest(let to, _):
-            try checkPeer(to)
+            if let to { try checkPeer(to) }
         case .offer(let to, _), .answer(let to, _):
             // The description's type was checked when it was decoded (`RTCSdpType`).
             try checkPeer(to)
@@ -262,7 +263,7 @@ extension ClientMessage: Codable {
             }
             self = .trackMap(to: to, tracks: try c.decode([TrackMapEntry].self, forKey: .tracks))
         case "recording-request":
-            let to = try c.decode(String.self, forKey: .to)
+            let to = try c.decodeIfPresent(String.self, forKey: .to)
             let value = try c.decode(String.self, forKey: .action)
             guard let action = RecordingAction(rawValue: value) else {
                 throw SignalingError(.invalidMessage, "recording-request: action must be \"start\" or \"stop\", not \"\(value.prefix(32))\"")
@@ -310,7 +311,7 @@ extension ClientMessage: Codable {
             try c.encode(to, forKey: .to)
             try c.encode(tracks, forKey: .tracks)
         case .recordingRequest(let to, let action):
-            try c.encode(to, forKey: .to)
+            try c.encodeIfPresent(to, forKey: .to)
             try c.encode(action, forKey: .action)
         case .recordingState(let recording):
             try c.encode(recording, forKey: .recording)

@@ -30,6 +30,9 @@ public enum ErrorCode: String, Codable, Sendable, CaseIterable {
     /// The server cannot take connections now (its database is unreachable); the socket is closed after this
     /// error. Reconnect in a few seconds, or to another node.
     case unavailable = "unavailable"
+    /// `recording-request` without `to` on a server with no recording workers (they need PostgreSQL), or a stop
+    /// when the room has no recording job; nothing changed.
+    case noRecorder = "no-recorder"
 }
 
 /// A protocol error: a code and a sentence that says what happened and what to do.

@@ -53,6 +53,10 @@ public enum ServerMessage: Sendable, Equatable {
     case recordingRequest(from: String, action: RecordingAction)
     /// `recording-state {from, recording}` to the other members of the room.
     case recordingState(from: String, recording: Bool)
+    /// `recording-job {roomId, job, state, part, message}`: the server's answer to a `recording-request` without
+    /// `to`: the room's recording job, its state (`waiting`, `recording`, `done`, `cancelled`, `failed`), the part
+    /// its worker records, and what it is doing in words (why it waits).
+    case recordingJob(roomId: String, job: Int, state: String, part: Int, message: String)
     /// `error {code, message}`; the connection stays open.
     case error(code: ErrorCode, message: String)
 
@@ -77,6 +81,7 @@ public enum ServerMessage: Sendable, Equatable {
         case .trackMap: "track-map"
         case .recordingRequest: "recording-request"
         case .recordingState: "recording-state"
+        case .recordingJob: "recording-job"
         case .error: "error"
         }
     }
@@ -96,6 +101,7 @@ extension ServerMessage: Codable {
     enum Keys: String, CodingKey {
         case type, id, name, iceServers, resumeToken, roomId, `self`, peers, capacity, relay, from, roomUsers, account
         case offer, answer, candidate, users, audio, video, screen, tracks, code, message, action, recording
+        case job, state, part
     }
 
     public init(from decoder: any Decoder) throws {
@@ -163,6 +169,12 @@ extension ServerMessage: Codable {
             self = .recordingRequest(from: try from(), action: try c.decode(RecordingAction.self, forKey: .action))
         case "recording-state":
             self = .recordingState(from: try from(), recording: try c.decode(Bool.self, forKey: .recording))
+        case "recording-job":
+            self = .recordingJob(
+                roomId: try c.decode(String.self, forKey: .roomId), job: try c.decode(Int.self, forKey: .job),
+                state: try c.decode(String.self, forKey: .state), part: try c.decode(Int.self, forKey: .part),
+                message: try c.decode(String.self, forKey: .message)
+            )
         case "error":
             self = .error(code: try c.decode(ErrorCode.self, forKey: .code), message: try c.decode(String.self, forKey: .message))
         default:
@@ -226,6 +238,12 @@ extension ServerMessage: Codable {
         case .recordingState(let from, let recording):
             try c.encode(from, forKey: .from)
             try c.encode(recording, forKey: .recording)
+        case .recordingJob(let roomId, let job, let state, let part, let message):
+            try c.encode(roomId, forKey: .roomId)
+            try c.encode(job, forKey: .job)
+            try c.encode(state, forKey: .state)
+            try c.encode(part, forKey: .part)
+            try c.encode(message, forKey: .message)
         case .error(let code, let message):
             try c.encode(code, forKey: .code)
             try c.encode(message, forKey: .message)

@@ -65,7 +65,9 @@ public func buildApplication(
         logger.info("node \(bus.node) on \(postgres.location): rooms and presence are shared with the other nodes on this database")
         cluster = bus
     }
-    let hub = SignalingHub(configuration: configuration, metrics: metrics, logger: logger, resumeTokens: resumeTokens, cluster: cluster)
+    // Recording workers (vcall-gateway worker) take their jobs from the same database.
+    let jobs = try? RecordingJobQueue(database: accounts.db)
+    let hub = SignalingHub(configuration: configuration, metrics: metrics, logger: logger, resumeTokens: resumeTokens, cluster: cluster, jobs: jobs)
     let connection = WebSocketConnection(hub: hub, accounts: accounts, configuration: configuration, metrics: metrics)
 
     let router = Router()
@@ -80,6 +82,7 @@ public func buildApplication(
     router.add(middleware: files)
     addAPIRoutes(to: router, configuration: configuration, accounts: accounts, hub: hub, metrics: metrics)
     RecordingRoutes(directory: configuration.recordingsDirectory, accounts: accounts, logger: logger).add(to: router)
+    RecordingJobRoutes(queue: jobs, accounts: accounts, logger: logger).add(to: router)
 
     let wsRouter = Router(context: SignalingRequestContext.self)
     wsRouter.ws("/ws") { inbound, outbound, context in

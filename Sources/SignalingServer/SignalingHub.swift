@@ -41,11 +41,19 @@ final class SignalingHub: Sendable {
     let resumeTokens: ResumeTokens
     /// The other nodes on the same database; nil on a server of its own (SQLite).
     let cluster: ClusterBus?
+    /// The recording workers' job queue (PostgreSQL); nil on a server of its own.
+    let jobs: RecordingJobQueue?
+    let logger: Logger
     private let state: NIOLockedValueBox<State>
 
-    init(configuration: VCallServerConfiguration, metrics: ServerMetrics, logger: Logger, resumeTokens: ResumeTokens, cluster: ClusterBus? = nil) {
+    init(
+        configuration: VCallServerConfiguration, metrics: ServerMetrics, logger: Logger, resumeTokens: ResumeTokens,
+        cluster: ClusterBus? = nil, jobs: RecordingJobQueue? = nil
+    ) {
         self.resumeTokens = resumeTokens
         self.cluster = cluster
+        self.jobs = jobs
+        self.logger = logger
         self.state = NIOLockedValueBox(State(
             configuration: configuration, metrics: metrics, logger: logger, resumeTokens: resumeTokens, node: cluster?.node
         ))
@@ -104,7 +112,41 @@ final class SignalingHub: Sendable {
     }
 
     func handle(_ message: ClientMessage, from handle: ClientHandle) {
+        if case .recordingRequest(nil, let action) = message { return askWorkers(action, from: handle) }
         withState { $0.handle(message, from: handle) }
+    }
+
+    /// `recording-request` without `to`: files (or stops) the room's recording job for the worker pool, and
+    /// answers `recording-job`. The sender must be in the room and logged in (or hold a token).
+    private func askWorkers(_ action: RecordingAction, from handle: ClientHandle) {
+        guard let asker = withState({ $0.recordingJobAsker(handle) }) else { return }
+        guard let jobs else {
+            return fail(handle, .noRecorder, "recording-request: nobody records this room and this server has no recording workers (they need vcall-server on PostgreSQL); name a recording member in \"to\", or start a gateway with --record in the room")
+        }
+        Task { [weak self] in
+            do {
+                switch action {
+                case .start:
+                    let (job, created) = try await jobs.request(room: asker.room, composite: true, by: asker.requester)
+                    if created { self?.logger.info("recording job \(job.id) for room \(asker.room), asked by \(asker.requester)") }
+                    let pool = try await jobs.pool()
+                    handle.send(Self.recordingJobMessage(job, pool))
+                case .stop:
+                    guard let job = try await jobs.stop(room: asker.room) else {
+                        self?.fail(handle, .noRecorder, "recording-request: room \(asker.room) has no recording waiting or running: nothing to stop")
+                        return
+                    }
+                    handle.send(Self.recordingJobMessage(job, nil))
+                }
+            } catch {
+                self?.fail(handle, .unavailable, "recording-request: the database does not answer, so the recording could not be \(action == .start ? "asked for" : "stopped"): try again shortly")
+            }
+        }
+    }
+
+    static func recordingJobMessage(_ job: RecordingJob, _ pool: RecordingWorkerPool?) -> ServerMessage {
+        .recordingJob(roomId: job.room, job: job.id, state: job.state.rawValue, part: job.part,
+                      message: RecordingJobRoutes.describe(job, pool))
     }
 
     /// Relays an offer, answer, candidate or track map whose frame (`type`, the sender's `from`, the payload as
@@ -357,6 +399,22 @@ private struct State {
         for client in clients.values { client.handle.close() }
     }
 
+    /// The room and the name of a client asking the recording workers; nil (having told it why) when it is in no
+    /// room or not logged in.
+    mutating func recordingJobAsker(_ handle: ClientHandle) -> (room: String, requester: String)? {
+        guard isCurrent(handle), let client = clients[handle.id] else { return nil }
+        metrics.messagesReceived.increment()
+        guard let room = client.roomId else {
+            fail(handle.id, .notInRoom, "recording-request: join the room you want recorded first")
+            return nil
+        }
+        guard let identity = client.identity else {
+            fail(handle.id, .unauthorized, "recording-request: asking the recording workers needs a login or an API token (the recordings are for the accounts that were in the room)")
+            return nil
+        }
+        return (room, identity.username ?? identity.name)
+    }
+
     func roomSummaries() -> [RoomSummary] {
         rooms.values.sorted { $0.id < $1.id }.map { room in
             // Names only: accounts are for the room's members (a recorder lists them), not for anyone asking.
@@ -424,6 +482,7 @@ private struct State {
             toOthersInRoom(from: id, type: "media-state", .mediaState(from: id, state: state))
 
         case .recordingRequest(let to, let action):
+            // Without `to` the workers are asked: `SignalingHub.handle` takes those before they reach here.
             relay(from: id, to: to, type: "recording-request") { Self.frame(.recordingRequest(from: id, action: action)) }
         case .recordingState(let recording):
             toOthersInRoom(from: id, type: "recording-state", .recordingState(from: id, recording: recording))

@@ -37,30 +37,20 @@ struct Join: AsyncParsableCommand {
     @Flag(name: .customLong("record-on-request"),
           help: "With --record: do not record from the start; wait until someone in the room presses Record (or `record start` is typed).")
     var recordOnRequest = false
-    @Option(help: "STUN server, e.g. stun:stun.example.org:3478 (repeatable).") var stun: [String] = []
-    @Option(help: "TURN server: turn:HOST:PORT or USER:PASSWORD@turn:HOST:PORT (repeatable).") var turn: [String] = []
     @Option(help: "The camera device for --video camera.") var device: String?
     @Option(help: "The X display for --video screen (default $DISPLAY).") var display: String?
     @Option(help: "Folder of the .pipeline sources (default: ./pipelines, or the checkout's).") var pipelines: String?
     @Option(help: "Video size sent, WIDTHxHEIGHT.") var size = "1280x720"
     @Flag(help: "With --record: also record the meeting as one file (DIR/ROOM-composite-UTCSTART.webm): everyone's video on a grid with their names, everyone's audio mixed.")
     var composite = false
-    @Option(name: .customLong("composite-size"), help: "The composite's picture, WIDTHxHEIGHT.") var compositeSize = "1280x720"
-    @Option(help: "The composite's layout: grid (everyone alike; a shared screen large) or speaker (whoever is talking large).")
-    var layout = "grid"
+    @OptionGroup var compositeFlags: CompositeFlags
     @Option(help: "Seconds to wait for recordings to finalize when quitting.") var finalizeTimeout: Double = 10
-    @Option(help: "Receive jitterbuffer in milliseconds: lower starts pictures and recordings sooner, higher leaves more time to recover lost packets.")
-    var latency = 200
     @Option(help: "Address the in-process vcall-server listens on (without --server): 0.0.0.0 for people on the LAN, who then need --tls-cert.")
     var host = "127.0.0.1"
     @Option(name: .customLong("tls-cert"), help: "The in-process vcall-server serves HTTPS and WSS with this certificate (PEM); needs --tls-key.")
     var tlsCert: String?
     @Option(name: .customLong("tls-key"), help: "The private key of --tls-cert (unencrypted PEM).") var tlsKey: String?
-    @Option(help: "Trust a wss:// --server whose certificate this certificate authority (PEM) signed, besides the system's.")
-    var ca: String?
-    @Option(name: .customLong("udp-ports"),
-            help: "The UDP ports ICE may use, MIN-MAX (e.g. 40000-40099), for a firewall to open; each participant takes a port or two per network interface.")
-    var udpPorts: String?
+    @OptionGroup var network: NetworkOptions
     @Option(name: .customLong("room-capacity"),
             help: "Largest room of the in-process server (default 8, the relay included). A relay room holds more people than a mesh: each page sends once.")
     var roomCapacity: Int?
@@ -84,22 +74,13 @@ struct Join: AsyncParsableCommand {
             guard server == nil else { throw ValidationError("--room-capacity sets the in-process server's rooms; a --server has its own (vcall-server --room-capacity)") }
             guard roomCapacity >= 1 else { throw ValidationError("--room-capacity must be at least 1") }
         }
-        for url in stun where !url.hasPrefix("stun:") && !url.hasPrefix("stuns:") {
-            throw ValidationError("--stun \(url): a STUN URL starts with stun:")
-        }
-        for value in turn where RTCIceServer(turnArgument: value) == nil {
-            throw ValidationError("--turn \(value): use turn:HOST:PORT or USER:PASSWORD@turn:HOST:PORT")
-        }
         guard dimensions != nil else { throw ValidationError("--size must look like 1280x720") }
-        guard Self.dimensions(compositeSize) != nil else { throw ValidationError("--composite-size must look like 1280x720") }
-        guard CompositeRecorder.LayoutMode(rawValue: layout) != nil else { throw ValidationError("--layout must be grid or speaker") }
         if composite, record == nil {
             throw ValidationError("--composite needs --record DIR: the folder the meeting's file goes to")
         }
         if recordOnRequest, record == nil {
             throw ValidationError("--record-on-request needs --record DIR: the folder the recordings go to")
         }
-        guard (0...5000).contains(latency) else { throw ValidationError("--latency must be 0…5000 ms") }
         if (tlsCert == nil) != (tlsKey == nil) {
             throw ValidationError("--tls-cert and --tls-key go together: the certificate and its private key")
         }
@@ -110,14 +91,11 @@ struct Join: AsyncParsableCommand {
         if server != nil, tlsCert != nil {
             throw ValidationError("--tls-cert and --tls-key are for the in-process server; with --server, that server has its own")
         }
-        for (flag, path) in [("--tls-cert", tlsCert), ("--tls-key", tlsKey), ("--ca", ca)] {
+        for (flag, path) in [("--tls-cert", tlsCert), ("--tls-key", tlsKey)] {
             if let path, !FileManager.default.isReadableFile(atPath: path) { throw ValidationError("\(flag) \(path): no such readable file") }
         }
         if relay, server != nil, token == nil {
             throw ValidationError("--relay with --server needs --token TOKEN: the relay sees everyone's media, so the server lets only API token holders take the role (vcall-server token create NAME)")
-        }
-        if let udpPorts, Self.portRange(udpPorts) == nil {
-            throw ValidationError("--udp-ports \(udpPorts): use MIN-MAX with 1024 ≤ MIN ≤ MAX ≤ 65535, e.g. 40000-40099")
         }
     }
 
@@ -126,21 +104,8 @@ struct Join: AsyncParsableCommand {
         host.contains(":") || (!host.isEmpty && host.allSatisfy { $0.isNumber || $0 == "." })
     }
 
-    /// `MIN-MAX` as a port range, nil unless 1024 ≤ MIN ≤ MAX ≤ 65535.
-    static func portRange(_ text: String) -> ClosedRange<UInt16>? {
-        let parts = text.split(separator: "-", omittingEmptySubsequences: false).map { UInt16($0.trimmingCharacters(in: .whitespaces)) }
-        guard parts.count == 2, let low = parts[0], let high = parts[1], low >= 1024, low <= high else { return nil }
-        return low...high
-    }
+    private var dimensions: (width: Int, height: Int)? { CompositeFlags.dimensions(size) }
 
-    private var dimensions: (width: Int, height: Int)? { Self.dimensions(size) }
-
-    /// `WIDTHxHEIGHT`, each 16…7680.
-    static func dimensions(_ text: String) -> (width: Int, height: Int)? {
-        let parts = text.lowercased().split(separator: "x").compactMap { Int($0) }
-        guard parts.count == 2, parts.allSatisfy({ (16...7680).contains($0) }) else { return nil }
-        return (parts[0], parts[1])
-    }
 
     func run() async throws {
         let level = logLevel
@@ -167,24 +132,16 @@ struct Join: AsyncParsableCommand {
         }
 
         var callConfiguration = CallConfiguration(room: room, serverURL: serverURL, name: name, token: token)
-        callConfiguration.iceServers = (stun.isEmpty ? [] : [RTCIceServer(urls: stun)]) + turn.compactMap(RTCIceServer.init(turnArgument:))
-        callConfiguration.latencyMilliseconds = latency
-        callConfiguration.udpPorts = udpPorts.flatMap(Self.portRange)
+        network.apply(to: &callConfiguration)
         callConfiguration.relay = relay
-        callConfiguration.serverTrust = inProcessServer != nil ? .inProcessServer : ca.map { .certificateAuthority(file: $0) } ?? .systemRoots
+        if inProcessServer != nil { callConfiguration.serverTrust = .inProcessServer }
         var options = GatewayOptions(call: callConfiguration)
         options.video = video
         options.audio = audio
         options.recordDirectory = record.map { URL(fileURLWithPath: $0, isDirectory: true) }
         options.recordFromStart = record != nil && !recordOnRequest
         options.composite = composite
-        options.compositeOptions.layout = CompositeRecorder.LayoutMode(rawValue: layout) ?? .grid
-        if let size = Self.dimensions(compositeSize) {
-            options.compositeOptions.width = size.width
-            options.compositeOptions.height = size.height
-        }
-        // The mixers wait for the jitterbuffer's latency and a margin for decoding.
-        options.compositeOptions.latency = .milliseconds(latency + 200)
+        compositeFlags.apply(to: &options.compositeOptions, latency: network.latency)
         if let device { options.sourceParameters["device"] = device }
         if let display { options.sourceParameters["display"] = display }
         options.pipelinesDirectory = pipelines.map { URL(fileURLWithPath: $0, isDirectory: true) }
@@ -255,7 +212,7 @@ struct Join: AsyncParsableCommand {
         configuration.recordingsDirectory = record
         if let roomCapacity { configuration.roomCapacity = roomCapacity }
         if let tlsCert, let tlsKey { configuration.tls = ServerTLS(certificateChainFile: tlsCert, privateKeyFile: tlsKey) }
-        configuration.iceServers = (stun.isEmpty ? [] : [RTCIceServer(urls: stun)]) + turn.compactMap(RTCIceServer.init(turnArgument:))
+        configuration.iceServers = network.iceServers
         let (ports, portSink) = AsyncStream.makeStream(of: Int.self)
         let dataDir = self.dataDir
         let app = try await { () async throws in

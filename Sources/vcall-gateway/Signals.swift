@@ -63,25 +63,6 @@ enum StandardInput {
     }
 }
 
-/// Runs `work`, but returns once `timeout` has passed even if it has not finished: `true` if it did.
-/// (A task group racing the work against a timer would wait for the work anyway, as it awaits all
-/// its children before returning.)
-func finishes(within timeout: Duration, _ work: @escaping @Sendable () async -> Void) async -> Bool {
-    let (outcomes, sink) = AsyncStream.makeStream(of: Bool.self)
-    Task {
-        await work()
-        sink.yield(true)
-    }
-    let timer = Task {
-        try? await Task.sleep(for: timeout)
-        sink.yield(false)
-    }
-    var iterator = outcomes.makeAsyncIterator()
-    let finished = await iterator.next() ?? false
-    timer.cancel()
-    return finished
-}
-
 /// The promise that quitting ends the process: a plain thread (independent of Swift's task threads,
 /// which blocking library calls could hold) exits after `limit` if the graceful path has not.
 enum ExitDeadline {

@@ -10,7 +10,7 @@ struct VCallGateway: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "vcall-gateway",
         abstract: "Join vcall rooms as a WebRTC peer: send, receive, record and relay media.",
-        subcommands: [Join.self, Repair.self, Demo.self],
+        subcommands: [Join.self, Worker.self, Repair.self, Demo.self],
         defaultSubcommand: Join.self
     )
 }

@@ -30,6 +30,7 @@ struct MessageRoundTripTests {
         .trackMap(to: "a1", tracks: []),
         .recordingRequest(to: "g1", action: .start),
         .recordingRequest(to: "g1", action: .stop),
+        .recordingRequest(to: nil, action: .start),
         .recordingState(recording: true),
         .recordingState(recording: false),
     ]
@@ -57,6 +58,7 @@ struct MessageRoundTripTests {
                     capacity: 8),
         .recordingRequest(from: "a", action: .start),
         .recordingState(from: "g1", recording: true),
+        .recordingJob(roomId: "standup", job: 7, state: "waiting", part: 0, message: "waiting for a worker"),
         .userDisconnected(from: "b"),
         .fullRoom(roomId: "r"),
         .offer(from: "a", offer: description),
@@ -297,7 +299,7 @@ struct ParsingErrorTests {
     func errorCodeNames() {
         #expect(ErrorCode.allCases.map(\.rawValue) == [
             "bad-json", "unknown-type", "invalid-message", "not-in-room", "unknown-peer", "too-large", "rate-limited", "unauthorized",
-            "relay-taken", "undeliverable", "unavailable",
+            "relay-taken", "undeliverable", "unavailable", "no-recorder",
         ])
     }
 }

@@ -12,6 +12,7 @@ Screenshots go to <repo>/test-output/screenshots/ (git-ignored).
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -207,3 +208,28 @@ class Users:
                 c.close()
             except Exception:
                 pass
+
+
+THROWAWAY = str(REPO / "scripts" / "postgres-throwaway")
+
+
+class PostgresCluster:
+    """A throwaway PostgreSQL cluster, its Unix socket in a folder of its own."""
+
+    def __init__(self) -> None:
+        self.dir = Path("/tmp") / f"vcall-pytest-pg-{secrets.token_hex(4)}"
+        self.url = subprocess.run([THROWAWAY, "start", str(self.dir)], check=True, capture_output=True, text=True).stdout.strip()
+
+    def new_database(self) -> str:
+        name = "vcall_" + secrets.token_hex(6)
+        subprocess.run(["psql", "-q", self.url.replace("postgres://", "postgresql://"), "-c", f"CREATE DATABASE {name}"], check=True)
+        return self.url.replace("/postgres?", f"/{name}?")
+
+    def halt(self) -> None:
+        subprocess.run([THROWAWAY, "halt", str(self.dir)], check=True)
+
+    def resume(self) -> None:
+        subprocess.run([THROWAWAY, "resume", str(self.dir)], check=True)
+
+    def remove(self) -> None:
+        subprocess.run([THROWAWAY, "stop", str(self.dir)], check=False)

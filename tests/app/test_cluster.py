@@ -8,7 +8,6 @@ load balancer: it sends each new connection to the first node that accepts it.
 from __future__ import annotations
 
 import json
-import secrets
 import socket
 import subprocess
 import threading
@@ -20,33 +19,8 @@ from pathlib import Path
 import pytest
 from websockets.sync.client import connect
 
-from app_harness import REPO, Server, Users, free_port
+from app_harness import PostgresCluster as Cluster, Server, Users, free_port
 from app_helpers import assert_video_playing, call_each_other, join, new_room_id, peer_id_by_name, wait_connected
-
-THROWAWAY = str(REPO / "scripts" / "postgres-throwaway")
-
-
-class Cluster:
-    """A throwaway PostgreSQL cluster, its Unix socket in a folder of its own."""
-
-    def __init__(self) -> None:
-        self.dir = Path("/tmp") / f"vcall-pytest-pg-{secrets.token_hex(4)}"
-        self.url = subprocess.run([THROWAWAY, "start", str(self.dir)], check=True, capture_output=True, text=True).stdout.strip()
-
-    def new_database(self) -> str:
-        name = "vcall_" + secrets.token_hex(6)
-        subprocess.run(["psql", "-q", self.url.replace("postgres://", "postgresql://"), "-c", f"CREATE DATABASE {name}"], check=True)
-        return self.url.replace("/postgres?", f"/{name}?")
-
-    def halt(self) -> None:
-        subprocess.run([THROWAWAY, "halt", str(self.dir)], check=True)
-
-    def resume(self) -> None:
-        subprocess.run([THROWAWAY, "resume", str(self.dir)], check=True)
-
-    def remove(self) -> None:
-        subprocess.run([THROWAWAY, "stop", str(self.dir)], check=False)
-
 
 @pytest.fixture(scope="module")
 def cluster():

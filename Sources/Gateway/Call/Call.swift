@@ -243,8 +243,8 @@ public actor Call {
             eventSink.yield(.mediaState(participant: from, state))
         case .recordingRequest(let from, let action):
             eventSink.yield(.recordingRequested(by: from, name: memberNames[from] ?? from, action))
-        case .recordingState:
-            break   // another member records: nothing to do here
+        case .recordingState, .recordingJob:
+            break   // another member records, or the server's workers do: nothing to do here
         case .onlineUsers, .incomingCall, .callAccepted, .callRejected, .hangup, .welcome:
             break
         }

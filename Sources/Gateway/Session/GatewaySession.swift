@@ -83,13 +83,18 @@ public actor GatewaySession {
         }
         let pipeline = try Pipeline(name: "vcall-call")
         self.pipeline = pipeline
-        let library = try PipelineLibrary(directory: options.pipelinesDirectory)
-        video = options.video == "none" ? nil
-            : try MediaInput(kind: .video, source: options.video, library: library, pipeline: pipeline,
-                             parameters: options.sourceParameters, options: options.media)
-        audio = options.audio == "none" ? nil
-            : try MediaInput(kind: .audio, source: options.audio, library: library, pipeline: pipeline,
-                             parameters: options.sourceParameters, options: options.media)
+        // A gateway that sends nothing (a recorder, a worker) needs no sources, so no pipelines folder either.
+        let library = options.video == "none" && options.audio == "none" ? nil : try PipelineLibrary(directory: options.pipelinesDirectory)
+        video = try library.flatMap { library in
+            options.video == "none" ? nil
+                : try MediaInput(kind: .video, source: options.video, library: library, pipeline: pipeline,
+                                 parameters: options.sourceParameters, options: options.media)
+        }
+        audio = try library.flatMap { library in
+            options.audio == "none" ? nil
+                : try MediaInput(kind: .audio, source: options.audio, library: library, pipeline: pipeline,
+                                 parameters: options.sourceParameters, options: options.media)
+        }
         let tracks = [video, audio].compactMap { $0 }.map { OutgoingTrack(codec: $0.codec, tee: $0.tee) }
         call = Call(configuration: options.call, pipeline: pipeline, tracks: tracks, logger: logger)
         do {

@@ -89,6 +89,38 @@ enum Migrations {
             // A batch is up to hundreds of KB of text read once: kept out of line but not compressed.
             try await db.query("ALTER TABLE cluster_outbox ALTER COLUMN body SET STORAGE EXTERNAL")
         },
+        Migration(version: 5, name: "recording jobs and the workers that take them (PostgreSQL only)") { db in
+            // Workers claim jobs with FOR UPDATE SKIP LOCKED, which SQLite lacks; one machine records with a gateway.
+            guard db.dialect == .postgres else { return }
+            try await db.query("""
+                CREATE TABLE recording_jobs (
+                    id BIGSERIAL PRIMARY KEY,
+                    room TEXT NOT NULL,
+                    composite INTEGER NOT NULL DEFAULT 0,
+                    -- waiting, recording, done, cancelled or failed
+                    state TEXT NOT NULL,
+                    requested_by TEXT NOT NULL,
+                    requested_ms BIGINT NOT NULL,
+                    stop_requested INTEGER NOT NULL DEFAULT 0,
+                    worker TEXT,
+                    -- the fencing token: raised by every claim, and the part number its holder records
+                    fence INTEGER NOT NULL DEFAULT 0,
+                    lease_until_ms BIGINT,
+                    -- a JSON array of the recordings' file names, every part's
+                    files TEXT NOT NULL DEFAULT '[]',
+                    ended_ms BIGINT,
+                    reason TEXT)
+                """)
+            // One recording at a time per room: a second request finds the first.
+            try await db.query("CREATE UNIQUE INDEX recording_jobs_active_room ON recording_jobs (room) WHERE state IN ('waiting', 'recording')")
+            try await db.query("""
+                CREATE TABLE recording_workers (
+                    worker TEXT PRIMARY KEY,
+                    slots INTEGER NOT NULL,
+                    busy INTEGER NOT NULL,
+                    heartbeat_ms BIGINT NOT NULL)
+                """)
+        },
     ]
 
     /// Any number; the same on every node, so concurrent start-ups take turns.
