@@ -58,10 +58,12 @@ final class SignalingHub: Sendable {
             configuration: configuration, metrics: metrics, logger: logger, resumeTokens: resumeTokens, node: cluster?.node
         ))
         guard let cluster else { return }
-        cluster.onEvents.withLockedValue { $0 = { [weak self] events in self?.withState { $0.apply(events) } } }
-        cluster.onNodeDead.withLockedValue { $0 = { [weak self] node in self?.withState { $0.nodeDied(node) } } }
-        cluster.onUndeliverable.withLockedValue { $0 = { [weak self] events in self?.withState { $0.undeliverable(events) } } }
-        cluster.onReconnected.withLockedValue { $0 = { [weak self] in self?.withState { $0.snapshotRequests.append(State.everyNode) } } }
+        cluster.handlers = ClusterBus.Handlers(
+            events: { [weak self] events in self?.withState { $0.apply(events) } },
+            nodeDead: { [weak self] node in self?.withState { $0.nodeDied(node) } },
+            reconnected: { [weak self] in self?.withState { $0.snapshotRequests.append(State.everyNode) } },
+            undeliverable: { [weak self] events in self?.withState { $0.undeliverable(events) } }
+        )
     }
 
     /// Runs `body` under the lock, hands the other nodes what they must hear, then starts the timers it asked for.
@@ -802,12 +804,17 @@ extension State {
 
     /// The other nodes' events, in the outbox's order.
     mutating func apply(_ events: [ClusterEvent]) {
+        // Only a change of who is online makes a new `online-users`: a run of frames must not send every client the
+        // whole list again (it did, every 50–250 ms while messages crossed, and took most of the nodes' CPU).
+        var presenceChanged = false
         for event in events {
             switch event {
             case .member(let member):
                 applyMember(member)
+                presenceChanged = true
             case .gone(let id, let node):
                 if remote[id]?.node == node { removeRemote(id) }
+                presenceChanged = true
             case .frame(let to, _, let text):
                 // Not here (any more): the client moved on or left; its new node got nothing, as a peer that left.
                 guard clients[to] != nil else { continue }
@@ -820,9 +827,10 @@ extension State {
                     removeRemote(id)
                 }
                 for member in members { applyMember(member) }
+                presenceChanged = true
             }
         }
-        broadcastPresence()
+        if presenceChanged { broadcastPresence() }
     }
 
     private mutating func applyMember(_ member: ClusterMember) {

@@ -64,6 +64,16 @@ extension ServerTests {
                 try await ada.send(.mediaState(MediaState(audio: true, video: false, screen: false)))
                 #expect(try await bob.next("media-state") == .mediaState(from: ada.id, state: MediaState(audio: true, video: false, screen: false)))
 
+                // Messages crossing nodes change nobody's presence: no `online-users` comes with them (each one is the
+                // whole list, to every client).
+                _ = try await ada.drain(within: .milliseconds(600))
+                for index in 0..<20 {
+                    try await bob.send(.iceCandidate(to: ada.id, candidate: RTCIceCandidateInit(candidate: "candidate:\(index) 1 udp 1 10.0.0.1 9 typ host", sdpMid: "0", sdpMLineIndex: 0)))
+                }
+                let arrived = try await ada.drain(within: .milliseconds(800))
+                #expect(arrived.filter { $0.type == "ice-candidate" }.count == 20)
+                #expect(arrived.filter { $0.type == "online-users" }.isEmpty)
+
                 // Both nodes list the room with both members.
                 for node in [a, b] {
                     #expect(try await Self.members(on: node) == [ada.id, bob.id])
