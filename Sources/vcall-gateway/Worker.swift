@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Gateway
 import Logging
+import Recordings
 import SignalingServer
 import WebRTCTypes
 
@@ -117,7 +118,7 @@ struct PostgresJobSource: RecordingJobSource {
 
     func claim(worker: String, lease: Duration) async throws -> ClaimedRecordingJob? {
         try await queue.claim(worker: worker, lease: lease).map {
-            ClaimedRecordingJob(id: $0.id, room: $0.room, composite: $0.composite, part: $0.part, files: $0.files)
+            ClaimedRecordingJob(id: $0.id, room: $0.room, composite: $0.composite, part: $0.part, files: $0.files, reports: $0.reports)
         }
     }
 
@@ -129,11 +130,12 @@ struct PostgresJobSource: RecordingJobSource {
         }
     }
 
-    func finish(_ job: ClaimedRecordingJob, failure: String?, files: [String]) async throws -> Bool {
-        try await queue.finish(job: job.id, part: job.part, state: failure == nil ? .done : .failed, files: files, reason: failure)
+    func finish(_ job: ClaimedRecordingJob, failure: String?, files: [String], reports: [RecordingReport]) async throws -> Bool {
+        try await queue.finish(job: job.id, part: job.part, state: failure == nil ? .done : .failed, files: files, reports: reports,
+                               reason: failure)
     }
 
-    func release(_ job: ClaimedRecordingJob, files: [String]) async throws {
-        try await queue.release(job: job.id, part: job.part, files: files)
+    func release(_ job: ClaimedRecordingJob, files: [String], reports: [RecordingReport]) async throws {
+        try await queue.release(job: job.id, part: job.part, files: files, reports: reports)
     }
 }

@@ -1,6 +1,7 @@
 import Foundation
 import HTTPTypes
 import Logging
+import Recordings
 @testable import SignalingServer
 import Testing
 
@@ -50,9 +51,15 @@ struct RecordingJobTests {
             let stopping = try #require(try await queue.stop(room: "standup"))
             #expect(stopping.state == .recording && stopping.stopRequested)
             #expect(try await queue.renew(job: job.id, part: 1, lease: .seconds(10), files: ["a.webm", "b.webm"]) == .stopRequested)
-            #expect(try await queue.finish(job: job.id, part: 1, state: .done, files: ["a.webm", "b.webm"]))
+            let report = RecordingReport(participantID: "p1", displayName: "Ada", room: "standup", file: "a.webm",
+                                         start: Date(timeIntervalSince1970: 1_800_000_000), end: Date(timeIntervalSince1970: 1_800_000_060),
+                                         duration: 60, videoCodec: "VP8", audioCodec: "OPUS", videoFrames: 1800, keyframes: 20,
+                                         audioPackets: 3000, videoGaps: [], bytes: 4_000_000, finalizedCleanly: true, error: nil,
+                                         accounts: ["ada"])
+            #expect(try await queue.finish(job: job.id, part: 1, state: .done, files: ["a.webm", "b.webm"], reports: [report]))
             let done = try #require(try await queue.latestJob(room: "standup"))
             #expect(done.state == .done && done.files == ["a.webm", "b.webm"] && done.ended != nil && done.leaseUntil == nil)
+            #expect(done.reports == [report])
             #expect(try await queue.activeJob(room: "standup") == nil)
             // Done is final: a late finish changes nothing, and the room can be recorded again.
             #expect(!(try await queue.finish(job: job.id, part: 1, state: .failed, files: [])))

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -159,6 +160,9 @@ def test_a_killed_workers_recording_is_continued_by_the_other_within_the_lease(p
     part2 = [record_dir / name for name in done["files"] if record_dir / name not in part1]
     assert {p.name for p in part1} <= set(done["files"]), (part1, done)
     assert len(part1) == 2 and len(part2) == 2, (part1, part2, done)
+    # The job carries the reports its second worker finalized (the first died before it could write any).
+    assert sorted(r["file"] for r in done["reports"]) == sorted(p.name for p in part2), done
+    assert all(r["finalizedCleanly"] and r["room"] == room for r in done["reports"]), done
 
     for kind in ("composite", "Ada"):
         [old] = [p for p in part1 if ("-composite-" in p.name) == (kind == "composite")]
@@ -181,6 +185,45 @@ def test_a_killed_workers_recording_is_continued_by_the_other_within_the_lease(p
         print(f"{kind}: part 1 {first_report['duration']:.1f} s, part 2 {second_report['duration']:.1f} s, {gap:.1f} s missing between them")
         assert 0 <= gap <= LEASE + 2.0, (first_report, second_report)
     ada.locator("#recording-badge").wait_for(state="hidden", timeout=20_000)
+
+
+def test_a_paused_worker_loses_its_job_to_the_other_and_writes_nothing_to_it(pool):
+    """SIGSTOP past the lease, as a long GC pause or a frozen VM would: the other worker takes the job as part 2;
+    woken with SIGCONT, the first finds its lease gone (the fencing token moved on), finalizes its own files and
+    leaves the job to the other."""
+    server, workers, users, record_dir = pool
+    room = new_room_id()
+    ada = users.new("ada")
+    register(ada)
+    join(ada, room, "Ada")
+    status, answer = api(ada, "POST", room)
+    assert status == 202, answer
+    job = wait_for_job(ada, room, lambda s: s["job"]["state"] == "recording")["job"]
+    first, other = workers[job["worker"]], workers[next(label for label in workers if label != job["worker"])]
+    first.wait_for_log("first frames of Ada")
+    os.killpg(first.process.pid, signal.SIGSTOP)
+    try:
+        other.wait_for_log(f"job {job['id']}: recording room {room} with the composite, part 2", timeout=LEASE + 10)
+    finally:
+        os.killpg(first.process.pid, signal.SIGCONT)
+    first.wait_for_log(f"job {job['id']}: lease lost to another worker; finalizing", timeout=10)
+    first.wait_for_log(f"job {job['id']}: another worker holds it now", timeout=20)
+    held = job_state(ada, room)["job"]
+    assert held["state"] == "recording" and held["worker"] == other.label and held["part"] == 2, held
+    other.wait_for_log("first frames of Ada", timeout=20)
+    time.sleep(2)
+
+    status, answer = api(ada, "DELETE", room)
+    assert status == 200, answer
+    done = wait_for_job(ada, room, lambda s: s["job"]["state"] == "done", timeout=30)["job"]
+    # Only the worker holding the job wrote its end: the reports are the second worker's part alone, while the
+    # first worker's own files were finalized all the same.
+    mine = {Path(path).name for path in re.findall(r" to (\S+\.webm)", first.log_text())}
+    assert len(mine) == 2, first.log_text()
+    assert done["worker"] == other.label and len(done["reports"]) == 2, done
+    assert not mine & {r["file"] for r in done["reports"]}, (mine, done)
+    for name in mine:
+        assert json.loads((record_dir / name).with_suffix(".json").read_text())["finalizedCleanly"] is True, name
 
 
 def test_jobs_wait_while_every_slot_is_taken_and_the_api_says_why(pool):
@@ -231,6 +274,7 @@ def test_jobs_wait_while_every_slot_is_taken_and_the_api_says_why(pool):
     back = job_state(ada, busy)
     assert back["job"]["state"] == "waiting" and back["job"]["part"] == 1, back
     assert len(back["job"]["files"]) == 2 and all((record_dir / f).is_file() for f in back["job"]["files"]), back
+    assert sorted(r["file"] for r in back["job"]["reports"]) == sorted(back["job"]["files"]), back
     assert back["pool"]["workers"] == 0 and "no recording worker is running" in back["message"], back
     status, answer = api(ada, "DELETE", busy)
     assert status == 200 and answer["job"]["state"] == "cancelled", answer

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import Recordings
 
 /// A recording job as a worker holds it: the room, what to record, and the part it records (the job's
 /// fencing token: every claim raises it).
@@ -10,13 +11,16 @@ public struct ClaimedRecordingJob: Sendable, Equatable {
     public var part: Int
     /// The files earlier parts wrote.
     public var files: [String]
+    /// The reports of the earlier parts' finalized recordings.
+    public var reports: [RecordingReport]
 
-    public init(id: Int, room: String, composite: Bool, part: Int, files: [String]) {
+    public init(id: Int, room: String, composite: Bool, part: Int, files: [String], reports: [RecordingReport] = []) {
         self.id = id
         self.room = room
         self.composite = composite
         self.part = part
         self.files = files
+        self.reports = reports
     }
 }
 
@@ -36,10 +40,11 @@ public protocol RecordingJobSource: Sendable {
     func leave(worker: String) async throws
     func claim(worker: String, lease: Duration) async throws -> ClaimedRecordingJob?
     func renew(_ job: ClaimedRecordingJob, lease: Duration, files: [String]) async throws -> LeaseRenewal
-    /// Completes the job: done, or failed with a reason. False when another worker holds it.
-    func finish(_ job: ClaimedRecordingJob, failure: String?, files: [String]) async throws -> Bool
+    /// Completes the job (done, or failed with a reason) with every part's files and the finished parts' reports.
+    /// False when another worker holds it.
+    func finish(_ job: ClaimedRecordingJob, failure: String?, files: [String], reports: [RecordingReport]) async throws -> Bool
     /// Hands the job back to the queue (this worker is shutting down): the next worker records the next part.
-    func release(_ job: ClaimedRecordingJob, files: [String]) async throws
+    func release(_ job: ClaimedRecordingJob, files: [String], reports: [RecordingReport]) async throws
 }
 
 /// `vcall-gateway worker`: takes recording jobs from the queue, up to `slots` at once, and records each room as
@@ -157,7 +162,7 @@ public actor RecordingWorker {
         do {
             session = try GatewaySession(options: gatewayOptions, logger: logger)
         } catch {
-            await complete(job, .failed("the recording gateway did not start: \(error)"), files: job.files)
+            await complete(job, .failed("the recording gateway did not start: \(error)"), files: job.files, reports: job.reports)
             return
         }
         let running = Task { await session.run() }
@@ -167,7 +172,8 @@ public actor RecordingWorker {
         await Task {
             _ = await finishes(within: options.finalizeTimeout) { await session.stop() }
             running.cancel()
-            await complete(job, ending, files: await files(of: job, session: session))
+            await complete(job, ending, files: await files(of: job, session: session),
+                           reports: job.reports + (await session.finishedRecordings()))
         }.value
     }
 
@@ -221,18 +227,18 @@ public actor RecordingWorker {
         }
     }
 
-    private func complete(_ job: ClaimedRecordingJob, _ ending: Ending, files: [String]) async {
+    private func complete(_ job: ClaimedRecordingJob, _ ending: Ending, files: [String], reports: [RecordingReport]) async {
         do {
             switch ending {
             case .lost:
                 logger.warning("job \(job.id): another worker holds it now; its files here (\(files.count)) are kept, the job is left to it")
             case .shutdown:
-                try await source.release(job, files: files)
+                try await source.release(job, files: files, reports: reports)
                 logger.notice("job \(job.id): handed back to the queue for another worker")
             case .failed(let reason):
-                _ = try await source.finish(job, failure: reason, files: files)
+                _ = try await source.finish(job, failure: reason, files: files, reports: reports)
             case .stopRequested, .stoppedInRoom, .roomEmpty:
-                if try await source.finish(job, failure: nil, files: files) {
+                if try await source.finish(job, failure: nil, files: files, reports: reports) {
                     logger.notice("job \(job.id): done, \(files.count) file(s)")
                 } else {
                     logger.warning("job \(job.id): finished here, but another worker held it by then")

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import Recordings
 
 /// A recording asked of the worker pool: one row of `recording_jobs`.
 public struct RecordingJob: Sendable, Codable, Equatable {
@@ -31,6 +32,9 @@ public struct RecordingJob: Sendable, Codable, Equatable {
     public var leaseUntil: Date?
     /// Every part's recordings (file names in the worker's folder), as the workers reported them.
     public var files: [String]
+    /// The reports of the recordings finalized by a worker that finished its part (a part cut off by a dead
+    /// worker has only the provisional report beside its file, until `repair`).
+    public var reports: [RecordingReport]
     public var ended: Date?
     public var reason: String?
 
@@ -199,26 +203,29 @@ public struct RecordingJobQueue: Sendable {
         return row["stop_requested"]?.integer == 1 ? .stopRequested : .renewed
     }
 
-    /// Completes the job claimed with `part`: `done` (or `failed`, with a reason) and its files. False when
-    /// another worker holds it now, in which case nothing was written.
+    /// Completes the job claimed with `part`: `done` (or `failed`, with a reason), its files and the reports of every
+    /// finished part. False when another worker holds it now, in which case nothing was written.
     @discardableResult
-    public func finish(job: Int, part: Int, state: RecordingJob.State, files: [String], reason: String? = nil) async throws -> Bool {
+    public func finish(
+        job: Int, part: Int, state: RecordingJob.State, files: [String], reports: [RecordingReport] = [], reason: String? = nil
+    ) async throws -> Bool {
         let rows = try await query("""
-            UPDATE recording_jobs SET state = ?, files = ?, reason = ?, ended_ms = \(Self.now), lease_until_ms = NULL
+            UPDATE recording_jobs SET state = ?, files = ?, reports = ?, reason = ?, ended_ms = \(Self.now), lease_until_ms = NULL
             WHERE id = ? AND fence = ? AND state = 'recording'
             RETURNING id
-            """, [.text(state.rawValue), .text(Self.encode(files)), reason.map(SQLValue.text) ?? .null, .integer(job), .integer(part)])
+            """, [.text(state.rawValue), .text(Self.encode(files)), .text(Self.encode(reports)), reason.map(SQLValue.text) ?? .null,
+                  .integer(job), .integer(part)])
         return !rows.isEmpty
     }
 
     /// Hands the job claimed with `part` back to the queue (its worker is shutting down): the next claim records
     /// the next part. A job asked to stop meanwhile is done instead.
-    public func release(job: Int, part: Int, files: [String]) async throws {
+    public func release(job: Int, part: Int, files: [String], reports: [RecordingReport] = []) async throws {
         try await query("""
             UPDATE recording_jobs SET state = CASE WHEN stop_requested = 1 THEN 'done' ELSE 'waiting' END,
-                ended_ms = CASE WHEN stop_requested = 1 THEN \(Self.now) ELSE NULL END, lease_until_ms = NULL, files = ?
+                ended_ms = CASE WHEN stop_requested = 1 THEN \(Self.now) ELSE NULL END, lease_until_ms = NULL, files = ?, reports = ?
             WHERE id = ? AND fence = ? AND state = 'recording'
-            """, [.text(Self.encode(files)), .integer(job), .integer(part)])
+            """, [.text(Self.encode(files)), .text(Self.encode(reports)), .integer(job), .integer(part)])
     }
 
     /// A query with a deadline: postgres-nio's pool waits for a connection as long as the database is away.
@@ -234,8 +241,17 @@ public struct RecordingJobQueue: Sendable {
         Int(duration.components.seconds) * 1000 + Int(duration.components.attoseconds / 1_000_000_000_000_000)
     }
 
-    static func encode(_ files: [String]) -> String {
-        String(decoding: (try? JSONEncoder().encode(files)) ?? Data("[]".utf8), as: UTF8.self)
+    static func encode(_ values: [some Encodable]) -> String {
+        let encoder = JSONEncoder()
+        encoder.dateEncodingStrategy = .iso8601
+        encoder.outputFormatting = .sortedKeys
+        return String(decoding: (try? encoder.encode(values)) ?? Data("[]".utf8), as: UTF8.self)
+    }
+
+    static func decode<T: Decodable>(_ value: SQLValue?, as type: [T].Type) -> [T] {
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .iso8601
+        return value?.string.flatMap { try? decoder.decode(type, from: Data($0.utf8)) } ?? []
     }
 
     static func date(_ value: SQLValue?) -> Date? {
@@ -247,12 +263,12 @@ public struct RecordingJobQueue: Sendable {
               let state = row["state"]?.string.flatMap(RecordingJob.State.init(rawValue:)),
               let requested = date(row["requested_ms"])
         else { throw DatabaseError("a recording_jobs row is not in the shape this vcall knows: \(row.values)") }
-        let files = row["files"]?.string.flatMap { try? JSONDecoder().decode([String].self, from: Data($0.utf8)) } ?? []
         return RecordingJob(
             id: id, room: room, composite: row["composite"]?.integer == 1, state: state,
             requestedBy: row["requested_by"]?.string ?? "", requested: requested,
             stopRequested: row["stop_requested"]?.integer == 1, worker: row["worker"]?.string,
-            part: row["fence"]?.integer ?? 0, leaseUntil: date(row["lease_until_ms"]), files: files,
+            part: row["fence"]?.integer ?? 0, leaseUntil: date(row["lease_until_ms"]),
+            files: decode(row["files"], as: [String].self), reports: decode(row["reports"], as: [RecordingReport].self),
             ended: date(row["ended_ms"]), reason: row["reason"]?.string
         )
     }

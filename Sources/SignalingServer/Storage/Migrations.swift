@@ -108,6 +108,8 @@ enum Migrations {
                     lease_until_ms BIGINT,
                     -- a JSON array of the recordings' file names, every part's
                     files TEXT NOT NULL DEFAULT '[]',
+                    -- a JSON array of the finalized recordings' reports, of the parts whose worker finished them
+                    reports TEXT NOT NULL DEFAULT '[]',
                     ended_ms BIGINT,
                     reason TEXT)
                 """)
