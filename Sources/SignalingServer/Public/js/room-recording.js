@@ -7,7 +7,7 @@ import { showRecordings } from './recordings.js';
 
 const $ = (id) => document.getElementById(id);
 
-/** GET/POST/DELETE the room's recording job; resolves to the JSON answer, or null when the server has no workers. */
+/** GET/POST/DELETE the room's recording job; resolves to the JSON answer, or throws with the server's message. */
 async function recordingJob(roomId, method) {
   const response = await fetch(`/api/rooms/${encodeURIComponent(roomId)}/recording`, {
     method,
@@ -19,6 +19,11 @@ async function recordingJob(roomId, method) {
   return body;
 }
 
+/**
+ * Installs the controls. `send(msg)` sends a signaling message. Returns the handlers room.js calls:
+ * onRecordingState(msg) for `recording-state`, forget(id) when a member leaves, keepOnly(ids) on (re)joining,
+ * signedIn() when room-joined says this page is logged in (only accounts may ask the recording workers).
+ */
 export function installRoomRecording({ roomId, send }) {
   const recorders = new Map(); // member id → recording (bool): members that can record the room
   const button = $('toggle-recording');
@@ -135,15 +140,21 @@ export function installRoomRecording({ roomId, send }) {
     render();
   }
 
+  /** Logged in on a server with recording workers: the button works with nobody recording in the room. */
+  let askedServer = false;
+  function signedIn() {
+    if (askedServer) return;
+    askedServer = true;
+    recordingJob(roomId, 'GET').then((answer) => {
+      workers = Boolean(answer.enabled);
+      if (answer.job?.state === 'waiting' && !waitingJob) {
+        waitingJob = { id: answer.job.id, message: answer.message };
+        watchWaitingJob();
+      }
+      render();
+    }).catch(() => { askedServer = false; /* asked again on the next room-joined */ });
+  }
+
   render();
-  // Logged in on a server with recording workers: the button works with nobody recording in the room.
-  recordingJob(roomId, 'GET').then((answer) => {
-    workers = Boolean(answer.enabled);
-    if (answer.job?.state === 'waiting') {
-      waitingJob = { id: answer.job.id, message: answer.message };
-      watchWaitingJob();
-    }
-    render();
-  }).catch(() => { /* a guest, or no workers: the button waits for a recorder in the room */ });
-  return { onRecordingState, forget, keepOnly };
+  return { onRecordingState, forget, keepOnly, signedIn };
 }

@@ -609,6 +609,8 @@ function onRoomJoined(msg) {
   const members = Array.isArray(msg.peers) ? msg.peers : [];
   state.members = new Map(members.filter((p) => p && p.id && p.id !== state.selfId).map((p) => [p.id, p.name || 'guest']));
   recording.keepOnly(new Set(state.members.keys()));
+  // Logged in (room-joined names our account): the record button may ask the server's recording workers.
+  if (msg.self && typeof msg.self === 'object' && msg.self.account) recording.signedIn();
   // Before the Peers: a relay room feeds tiles from the relay; a room whose relay left while we were
   // away (a rejoin) falls back to a mesh. A relay connection still alive is kept, as Peers are.
   const relay = typeof msg.relay === 'string' && msg.relay ? msg.relay : null;
