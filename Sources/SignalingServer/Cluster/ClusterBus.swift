@@ -286,7 +286,15 @@ final class ClusterBus: Service, Sendable {
                 let connection = try await PostgresConnection.connect(
                     configuration: try database.url.connectionConfiguration(), id: 1, logger: logger
                 )
-                let notifications = try await connection.listen(Self.channel)
+                let notifications: PostgresNotificationSequence
+                do {
+                    notifications = try await connection.listen(Self.channel)
+                } catch {
+                    // A connection dropped unclosed trips postgres-nio's assertion (a crash in debug builds): LISTEN
+                    // fails when the server shuts down right after the connection is made.
+                    try? await connection.closeAndWait()
+                    throw error
+                }
                 wakeReader.yield()
                 // Whichever ends first (the notifications, the keepalive, or this task's cancellation) ends the
                 // connection: postgres-nio's notification sequence does not end by itself when the task is cancelled.
