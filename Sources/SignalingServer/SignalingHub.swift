@@ -148,7 +148,7 @@ final class SignalingHub: Sendable {
 
     static func recordingJobMessage(_ job: RecordingJob, _ pool: RecordingWorkerPool?) -> ServerMessage {
         .recordingJob(roomId: job.room, job: job.id, state: job.state.rawValue, part: job.part,
-                      message: RecordingJobRoutes.describe(job, pool))
+                      message: job.summary(pool: pool))
     }
 
     /// Relays an offer, answer, candidate or track map whose frame (`type`, the sender's `from`, the payload as

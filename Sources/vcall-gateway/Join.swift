@@ -62,13 +62,7 @@ struct Join: AsyncParsableCommand {
         guard SignalingLimits.isValidRoomID(room) else {
             throw ValidationError("--room must be 1–\(SignalingLimits.maxRoomIDLength) characters of A-Z, a-z, 0-9, _ and -")
         }
-        if let server, URL(string: server)?.scheme.map({ ["ws", "wss"].contains($0) }) != true {
-            throw ValidationError("--server must be a WebSocket URL such as ws://127.0.0.1:8080/ws")
-        }
-        if let server, let url = URL(string: server), url.scheme == "wss", let host = url.host, Self.isIPAddress(host) {
-            // TLS names the server by its DNS name (SNI), and NIO's TLS refuses an address there.
-            throw ValidationError("--server \(server): over wss:// give the server's DNS name, the one its certificate names (an /etc/hosts entry will do), not an IP address")
-        }
+        if let server { try NetworkOptions.checkServer(server) }
         guard (0...65535).contains(port) else { throw ValidationError("--port must be 0…65535") }
         if let roomCapacity {
             guard server == nil else { throw ValidationError("--room-capacity sets the in-process server's rooms; a --server has its own (vcall-server --room-capacity)") }
@@ -97,11 +91,6 @@ struct Join: AsyncParsableCommand {
         if relay, server != nil, token == nil {
             throw ValidationError("--relay with --server needs --token TOKEN: the relay sees everyone's media, so the server lets only API token holders take the role (vcall-server token create NAME)")
         }
-    }
-
-    /// Whether `host` is an IPv4 or IPv6 address rather than a name.
-    static func isIPAddress(_ host: String) -> Bool {
-        host.contains(":") || (!host.isEmpty && host.allSatisfy { $0.isNumber || $0 == "." })
     }
 
     private var dimensions: (width: Int, height: Int)? { CompositeFlags.dimensions(size) }

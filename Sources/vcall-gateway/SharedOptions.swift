@@ -41,6 +41,22 @@ struct NetworkOptions: ParsableArguments {
         call.serverTrust = ca.map { .certificateAuthority(file: $0) } ?? .systemRoots
     }
 
+    /// Refuses a `--server` that is not a WebSocket URL, or a wss:// one that names its host by address.
+    static func checkServer(_ server: String) throws {
+        guard let url = URL(string: server), url.scheme.map({ ["ws", "wss"].contains($0) }) == true else {
+            throw ValidationError("--server must be a WebSocket URL such as ws://127.0.0.1:8080/ws or wss://calls.example.org/ws")
+        }
+        if url.scheme == "wss", let host = url.host, isIPAddress(host) {
+            // TLS names the server by its DNS name (SNI), and NIO's TLS refuses an address there.
+            throw ValidationError("--server \(server): over wss:// give the server's DNS name, the one its certificate names (an /etc/hosts entry will do), not an IP address")
+        }
+    }
+
+    /// Whether `host` is an IPv4 or IPv6 address rather than a name.
+    static func isIPAddress(_ host: String) -> Bool {
+        host.contains(":") || (!host.isEmpty && host.allSatisfy { $0.isNumber || $0 == "." })
+    }
+
     /// `MIN-MAX` as a port range, nil unless 1024 ≤ MIN ≤ MAX ≤ 65535.
     static func portRange(_ text: String) -> ClosedRange<UInt16>? {
         let parts = text.split(separator: "-", omittingEmptySubsequences: false).map { UInt16($0.trimmingCharacters(in: .whitespaces)) }

@@ -40,12 +40,7 @@ struct Worker: AsyncParsableCommand {
     private var databaseURL: String? { database ?? ProcessInfo.processInfo.environment["VCALL_DATABASE"] }
 
     func validate() throws {
-        guard URL(string: server)?.scheme.map({ ["ws", "wss"].contains($0) }) == true else {
-            throw ValidationError("--server must be a WebSocket URL such as wss://calls.example.org/ws")
-        }
-        if let url = URL(string: server), url.scheme == "wss", let host = url.host, Join.isIPAddress(host) {
-            throw ValidationError("--server \(server): over wss:// give the server's DNS name, the one its certificate names, not an IP address")
-        }
+        try NetworkOptions.checkServer(server)
         guard let databaseURL else {
             throw ValidationError("--database postgres://… (or VCALL_DATABASE) is required: the job queue lives in the servers' database")
         }
@@ -81,10 +76,9 @@ struct Worker: AsyncParsableCommand {
         var template = GatewayOptions(call: call)
         template.recordDirectory = folder
         compositeFlags.apply(to: &template.compositeOptions, latency: network.latency)
-        let sessionTemplate = template
 
         let id = workerID ?? "\(ProcessInfo.processInfo.hostName)-\(String(UInt32.random(in: 0...UInt32.max), radix: 16))"
-        var options = RecordingWorker.Options(id: id) { _ in sessionTemplate }
+        var options = RecordingWorker.Options(id: id, session: template)
         options.slots = slots
         options.lease = .milliseconds(Int(lease * 1000))
         options.emptyRoomGrace = .milliseconds(Int(emptyRoomGrace * 1000))

@@ -67,10 +67,10 @@ public actor RecordingWorker {
         public var emptyRoomGrace: Duration = .seconds(15)
         /// How long finalizing a job's files may take when it ends.
         public var finalizeTimeout: Duration = .seconds(10)
-        /// The session for a job: the room, the folder, the server; the worker sets what to record.
-        public var session: @Sendable (ClaimedRecordingJob) -> GatewayOptions
+        /// Every job's session: the server, the folder, the network; the worker sets the room and what to record.
+        public var session: GatewayOptions
 
-        public init(id: String, session: @escaping @Sendable (ClaimedRecordingJob) -> GatewayOptions) {
+        public init(id: String, session: GatewayOptions) {
             self.id = id
             self.session = session
         }
@@ -97,8 +97,6 @@ public actor RecordingWorker {
         self.source = source
         self.logger = logger
     }
-
-    public var busy: Int { jobs.count }
 
     /// Heartbeats and claims until the task is cancelled or `shutdown()` is called.
     public func run() async {
@@ -152,7 +150,7 @@ public actor RecordingWorker {
 
     /// Records one job's room until it ends, then completes the job (unless another worker holds it now).
     private func record(_ job: ClaimedRecordingJob) async {
-        var gatewayOptions = options.session(job)
+        var gatewayOptions = options.session
         gatewayOptions.call.room = job.room
         gatewayOptions.video = "none"
         gatewayOptions.audio = "none"
@@ -172,18 +170,19 @@ public actor RecordingWorker {
         await Task {
             _ = await finishes(within: options.finalizeTimeout) { await session.stop() }
             running.cancel()
-            await complete(job, ending, files: await files(of: job, session: session),
-                           reports: job.reports + (await session.finishedRecordings()))
+            let finished = await session.finishedRecordings()
+            await complete(job, ending, files: Self.files(of: job, recording: (await session.status()).recordings, finished: finished,
+                                                          in: session.options.recordDirectory),
+                           reports: job.reports + finished)
         }.value
     }
 
     /// The earlier parts' files and this part's that are on disk (a recorder that got no media removes its file).
-    private func files(of job: ClaimedRecordingJob, session: GatewaySession) async -> [String] {
+    static func files(of job: ClaimedRecordingJob, recording: [RecordingStatus], finished: [RecordingReport], in folder: URL?) -> [String] {
         var files = job.files
-        let own = await session.status().recordings.map(\.file.lastPathComponent) + (await session.finishedRecordings().map(\.file))
-        let folder = session.options.recordDirectory
-        Self.add(own.filter { name in folder.map { FileManager.default.fileExists(atPath: $0.appendingPathComponent(name).path) } ?? false },
-                 to: &files)
+        let own = recording.map(\.file.lastPathComponent) + finished.map(\.file)
+        add(own.filter { name in folder.map { FileManager.default.fileExists(atPath: $0.appendingPathComponent(name).path) } ?? false },
+            to: &files)
         return files
     }
 
@@ -201,8 +200,10 @@ public actor RecordingWorker {
             }
             let status = await session.status()
             if let failure = await session.signalingFailure { return .failed(failure) }
+            let files = Self.files(of: job, recording: status.recordings, finished: await session.finishedRecordings(),
+                                   in: session.options.recordDirectory)
             do {
-                switch try await source.renew(job, lease: options.lease, files: await files(of: job, session: session)) {
+                switch try await source.renew(job, lease: options.lease, files: files) {
                 case .lost: return .lost
                 case .stopRequested: return .stopRequested
                 case .renewed: lastRenewal = .now

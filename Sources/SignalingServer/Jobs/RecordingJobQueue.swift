@@ -38,7 +38,17 @@ public struct RecordingJob: Sendable, Codable, Equatable {
     public var ended: Date?
     public var reason: String?
 
-    public var isActive: Bool { state == .waiting || state == .recording }
+    /// What the job is doing, in words (why it waits, who records it): the API's `message` and `recording-job`'s.
+    public func summary(pool: RecordingWorkerPool?) -> String {
+        switch state {
+        case .waiting: "waiting for a worker: " + (pool?.waitingReason ?? "none has taken it yet")
+        case .recording where stopRequested: "stopping: worker \(worker ?? "?") is finalizing the files"
+        case .recording: "recording by worker \(worker ?? "?")" + (part > 1 ? ", part \(part)" : "")
+        case .done: "finished: \(files.count) file(s)" + (reason.map { "; \($0)" } ?? "")
+        case .cancelled: "cancelled before a worker took it"
+        case .failed: "failed: \(reason ?? "no reason given")"
+        }
+    }
 }
 
 /// The workers alive now (a heartbeat within `RecordingJobQueue.workerTimeout`) and their room for more.

@@ -34,7 +34,7 @@ struct RecordingJobRoutes: Sendable {
             guard let queue else { return jsonResponse(JobResponse(enabled: false, message: Self.disabled)) }
             let job = try await databaseCall { try await queue.latestJob(room: room) }
             let pool = try await databaseCall { try await queue.pool() }
-            return jsonResponse(JobResponse(enabled: true, job: job, pool: pool, message: job.map { Self.describe($0, pool) }))
+            return jsonResponse(JobResponse(enabled: true, job: job, pool: pool, message: job?.summary(pool: pool)))
         }
 
         route.post { request, context -> Response in
@@ -50,7 +50,7 @@ struct RecordingJobRoutes: Sendable {
             }
             let pool = try await databaseCall { try await queue.pool() }
             if created { logger.info("recording job \(job.id) for room \(room), asked by \(requester)") }
-            return jsonResponse(JobResponse(enabled: true, job: job, pool: pool, message: Self.describe(job, pool)),
+            return jsonResponse(JobResponse(enabled: true, job: job, pool: pool, message: job.summary(pool: pool)),
                                 status: created ? .accepted : .ok)
         }
 
@@ -61,7 +61,7 @@ struct RecordingJobRoutes: Sendable {
                 throw APIError(.notFound, "no-recording", "room \(room) has no recording waiting or running: nothing to stop")
             }
             logger.info("recording job \(job.id) for room \(room): stop asked by \(requester)")
-            return jsonResponse(JobResponse(enabled: true, job: job, message: Self.describe(job, nil)))
+            return jsonResponse(JobResponse(enabled: true, job: job, message: job.summary(pool: nil)))
         }
     }
 
@@ -87,15 +87,4 @@ struct RecordingJobRoutes: Sendable {
     }
 
     static let disabled = "this server has no recording workers: they share its PostgreSQL database (vcall-server --database postgres://…); with SQLite, record with a gateway in the room (vcall-gateway --room ROOM --record DIR)"
-
-    static func describe(_ job: RecordingJob, _ pool: RecordingWorkerPool?) -> String {
-        switch job.state {
-        case .waiting: "waiting for a worker: " + (pool?.waitingReason ?? "none has taken it yet")
-        case .recording where job.stopRequested: "stopping: worker \(job.worker ?? "?") is finalizing the files"
-        case .recording: "recording by worker \(job.worker ?? "?")" + (job.part > 1 ? ", part \(job.part)" : "")
-        case .done: "finished: \(job.files.count) file(s)" + (job.reason.map { "; \($0)" } ?? "")
-        case .cancelled: "cancelled before a worker took it"
-        case .failed: "failed: \(job.reason ?? "no reason given")"
-        }
-    }
 }
